@@ -1,0 +1,179 @@
+"""Keras callbacks for a run folder: epoch timing, the loss CSV, best models, beta warm-up,
+backups for --resume, the non-finite-loss stop and periodic figures."""
+
+import contextlib
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import absl.logging
+import keras
+import pandas as pd
+
+from utils import runs
+from utils.atomic import atomic_path, write_json, write_text
+
+HISTORY_COLUMNS = ["epoch", "loss", "r_loss", "kl_loss", "val_loss", "val_r_loss", "val_kl_loss",
+                   "lr", "train_seconds"]
+
+
+class NonFiniteLoss(Exception):
+    """Training produced a NaN or infinite loss; `epoch` and `batch` count from 1."""
+
+    def __init__(self, epoch, batch):
+        super().__init__(f"non-finite loss at epoch {epoch} batch {batch}")
+        self.epoch, self.batch = epoch, batch
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Raise `NonFiniteLoss` at the first NaN/inf batch loss.
+
+    Keras's TerminateOnNaN only sets `stop_training`, after which the epoch still ends normally and
+    the backup callback would save the poisoned weights; raising ends `fit` before any epoch-end
+    callback runs, so the last backup and the saved models stay the last good ones.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise NonFiniteLoss(self.epoch, batch + 1)
+
+
+class EpochExtras(keras.callbacks.Callback):
+    """Add `lr` and `train_seconds` (the epoch's training steps only, no validation) to the logs."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start, self._train_seconds = time.perf_counter(), None
+
+    def on_test_begin(self, logs=None):
+        if getattr(self, "_start", None) is not None and self._train_seconds is None:
+            float(self.model.metrics[0].result())  # wait for queued device work before reading the clock
+            self._train_seconds = time.perf_counter() - self._start
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._train_seconds is None:
+            self._train_seconds = time.perf_counter() - self._start
+        logs["lr"] = float(f"{float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)):.7g}")
+        logs["train_seconds"] = round(self._train_seconds, 3)
+
+
+class HistoryCSV(keras.callbacks.Callback):
+    """`training.csv`, one row per epoch (epochs from 1), rewritten atomically after every epoch.
+
+    Why not CSVLogger: it appends in place (a kill can leave half a row) and, after a resume, cannot
+    drop the rows of epochs that are about to be trained again.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = Path(path)
+        self.rows = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.rows is None:  # first epoch of this process: keep only rows the backup has covered
+            self.rows = read_history(self.path).query("epoch <= @epoch").to_dict("records")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
+        frame = pd.DataFrame(self.rows)
+        columns = [c for c in HISTORY_COLUMNS if c in frame] + [c for c in frame if c not in HISTORY_COLUMNS]
+        write_text(self.path, frame[columns].to_csv(index=False))
+
+
+def read_history(path):
+    """A run's `training.csv` as a DataFrame (empty if there is none yet)."""
+    path = Path(path)
+    if not path.is_file():
+        return pd.DataFrame(columns=HISTORY_COLUMNS)
+    return pd.read_csv(path)
+
+
+class BestModels(keras.callbacks.Callback):
+    """Keep `models/` (encoder.h5, decoder.h5, vae.weights.h5) at the epoch of lowest val_loss.
+
+    The best value so far comes from `training.csv`, so it survives a resume.
+    """
+
+    def __init__(self, run_dir):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+
+    def on_train_begin(self, logs=None):
+        history = read_history(self.run_dir / runs.HISTORY)
+        self.best = float(history["val_loss"].min()) if len(history) else math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        val_loss = float(logs.get("val_loss", math.nan))
+        if val_loss < self.best:
+            self.best = val_loss
+            save_models(self.model, self.run_dir / runs.MODELS)
+
+
+def save_models(model, folder):
+    """Write encoder.h5 and decoder.h5 (stock layers) and vae.weights.h5, each atomically."""
+    encoder, decoder = model.export_models()
+    for part, name in ((encoder, "encoder.h5"), (decoder, "decoder.h5")):
+        with atomic_path(Path(folder) / name) as tmp, _quiet_absl():
+            part.save(tmp)  # .h5, as the project promises; Keras warns that the format is legacy
+    with atomic_path(Path(folder) / "vae.weights.h5") as tmp:
+        model.save_weights(tmp)
+
+
+@contextlib.contextmanager
+def _quiet_absl():
+    verbosity = absl.logging.get_verbosity()
+    absl.logging.set_verbosity(absl.logging.ERROR)
+    try:
+        yield
+    finally:
+        absl.logging.set_verbosity(verbosity)
+
+
+class BetaWarmup(keras.callbacks.Callback):
+    """Raise the KL weight linearly: beta * min(1, epoch / warmup_epochs), epochs counted from 0."""
+
+    def __init__(self, beta, warmup_epochs):
+        super().__init__()
+        self.beta, self.warmup_epochs = beta, warmup_epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.kl_beta.assign(self.beta * min(1.0, epoch / self.warmup_epochs))
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore with each backup file written to a temporary name and renamed.
+
+    Keras writes `latest.weights.h5` in place, so a kill mid-write leaves a file that cannot be
+    loaded. The weights are renamed into place before the epoch counter, so a kill between the two
+    at worst trains the interrupted epoch once more.
+    """
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        with atomic_path(self._weights_path) as tmp:
+            self.model.save_weights(tmp)
+        write_json(self._training_metadata_path,
+                   {"epoch": self._current_epoch, "batch": self._last_batch_seen})
+
+
+def backup_epoch(run_dir):
+    """The number of epochs the run's backup holds (0 if none)."""
+    path = Path(run_dir) / runs.BACKUP / "training_metadata.json"
+    return json.loads(path.read_text())["epoch"] if path.is_file() else 0
+
+
+class PeriodicFigures(keras.callbacks.Callback):
+    """Redraw the run's figures every `every` epochs."""
+
+    def __init__(self, every, draw):
+        super().__init__()
+        self.every, self.draw = every, draw
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            self.draw()

@@ -1,0 +1,93 @@
+"""Run folders: where a run's folder name, `params.json` and file layout are decided.
+
+    <run-root>/NNNN_<dataset>_<variant>/
+        params.json      settings, seed, versions, git commit, status, resume points
+        training.csv     one row per epoch
+        models/          encoder.h5, decoder.h5, vae.weights.h5 (best val_loss so far)
+        backup/          Keras BackupAndRestore state for --resume (weights + optimizer, epoch)
+        viz/             latent_space.png, reconstructions.png, samples.png, manifold.png, losses.png
+"""
+
+import fcntl
+import json
+import platform
+import re
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+from utils.atomic import write_json
+from utils.errors import UserError
+
+PARAMS = "params.json"
+HISTORY = "training.csv"
+MODELS = "models"
+BACKUP = "backup"
+VIZ = "viz"
+_NUMBERED = re.compile(r"^(\d{4,})_")
+
+
+def create_run_dir(run_root, label):
+    """Make `<run_root>/NNNN_<label>` with NNNN one above the highest number there; a lock file
+    makes two processes started together get two numbers."""
+    run_root = Path(run_root)
+    try:
+        run_root.mkdir(parents=True, exist_ok=True)
+        with open(run_root / ".numbering.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            taken = [int(m.group(1)) for p in run_root.iterdir() if (m := _NUMBERED.match(p.name))]
+            run_dir = run_root / f"{max(taken, default=0) + 1:04d}_{label}"
+            run_dir.mkdir()
+            for sub in (MODELS, VIZ):
+                (run_dir / sub).mkdir()
+    except OSError as e:
+        raise UserError(f"cannot create a run folder in {run_root} ({e.strerror or e}); "
+                        "pass a writable --run-root") from None
+    return run_dir
+
+
+def versions():
+    """Versions of everything that decides the numbers."""
+    import keras
+    import numpy
+    import tensorflow
+
+    return {"python": platform.python_version(), "tensorflow": tensorflow.__version__,
+            "keras": keras.__version__, "numpy": numpy.__version__, "platform": platform.platform()}
+
+
+def git_commit():
+    """The code's git commit (with `-dirty` when it has uncommitted changes), or None."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "")
+
+
+def now():
+    """The current UTC time as ISO 8601."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def read_params(run_dir):
+    """A run folder's `params.json`, or a one-line error if the folder is not a run."""
+    path = Path(run_dir) / PARAMS
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{run_dir} is not a run folder (no {PARAMS}); give a folder made by train_vae.py") from None
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read {path} ({e})") from None
+
+
+def update_params(run_dir, **changes):
+    """Atomically rewrite `params.json` with `changes` applied on top."""
+    params = read_params(run_dir)
+    params.update(changes)
+    write_json(Path(run_dir) / PARAMS, params)
+    return params
