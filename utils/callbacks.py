@@ -115,13 +115,17 @@ class BestModels(keras.callbacks.Callback):
 
 
 def save_models(model, folder):
-    """Write encoder.h5 and decoder.h5 (stock layers) and vae.weights.h5, each atomically."""
+    """Write encoder.h5 and decoder.h5 (stock layers) and vae.weights.h5: all three to temporary
+    files first, then renamed into place, so a failed save leaves the previous set untouched."""
     encoder, decoder = model.export_models()
-    for part, name in ((encoder, "encoder.h5"), (decoder, "decoder.h5")):
-        with atomic_path(Path(folder) / name) as tmp, _quiet_absl():
-            part.save(tmp)  # .h5, as the project promises; Keras warns that the format is legacy
-    with atomic_path(Path(folder) / "vae.weights.h5") as tmp:
-        model.save_weights(tmp)
+    folder = Path(folder)
+    with contextlib.ExitStack() as stack:
+        tmp = {name: stack.enter_context(atomic_path(folder / name))
+               for name in ("vae.weights.h5", "decoder.h5", "encoder.h5")}
+        with _quiet_absl():  # Keras warns that .h5 is a legacy format; .h5 is what this project promises
+            encoder.save(tmp["encoder.h5"])
+            decoder.save(tmp["decoder.h5"])
+        model.save_weights(tmp["vae.weights.h5"])
 
 
 @contextlib.contextmanager

@@ -85,6 +85,12 @@ def read_params(run_dir):
         raise UserError(f"cannot read {path} ({e})") from None
 
 
+def remove_stale_temporaries(run_dir):
+    """Delete `.tmp-*` files a killed process left behind (see utils/atomic.py)."""
+    for path in Path(run_dir).rglob(".tmp-*"):
+        path.unlink(missing_ok=True)
+
+
 def update_params(run_dir, **changes):
     """Atomically rewrite `params.json` with `changes` applied on top."""
     params = read_params(run_dir)

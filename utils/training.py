@@ -108,6 +108,7 @@ def resume_run(run_dir, epochs=None):
     if params["status"] == "finished" and done >= settings.epochs:
         print(f"{run_dir} already finished {done} epochs; nothing to do (pass --epochs N to extend it)")
         return run_dir
+    runs.remove_stale_temporaries(run_dir)
     family = params.get("model_family", "vae")
     config = MODEL_FAMILIES[family][0].from_dict(params["model"])
     data = load_dataset(settings.dataset, settings.limit)
@@ -146,14 +147,21 @@ def _train(run_dir, model, data, settings):
         _mark_failed(run_dir, "interrupted")
         raise
     except OSError as e:
-        _mark_failed(run_dir, f"cannot write: {e.strerror or e}")
-        raise UserError(f"cannot write to {run_dir} ({e.strerror or e}); the last complete files are "
+        why = describe_os_error(e)
+        _mark_failed(run_dir, f"cannot write: {why}")
+        raise UserError(f"cannot write to {run_dir} ({why}); the last complete files are "
                         f"kept: free space, then continue with --resume {run_dir}") from None
     except Exception as e:
         _mark_failed(run_dir, f"{type(e).__name__}: {e}")
         raise
     runs.update_params(run_dir, status="finished", finished=runs.now(), result=run_result(run_dir))
     print(run_dir, flush=True)
+
+
+def describe_os_error(error):
+    """A one-line reason for an OSError (h5py's messages span several lines)."""
+    text = error.strerror or " ".join(str(error).split())
+    return "No space left on device" if "No space left on device" in text else text[:300]
 
 
 def _mark_failed(run_dir, why):

@@ -1,0 +1,38 @@
+"""Shared test helpers: the repo on sys.path, quiet TensorFlow, and a CLI runner."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # the tests are CPU-sized
+
+# Small, real data: the first few hundred Fashion-MNIST images from Debian's package.
+TINY = ["--dataset", "fashion_mnist", "--limit", "300"]
+
+
+def run_script(script, *args, timeout=300, env=None, cwd=None):
+    """Run one of the repo's scripts in a fresh Python process; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, str(REPO / script), *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=cwd or REPO, env={**os.environ, **(env or {})})
+
+
+def last_line(text):
+    """The last non-empty line of `text`."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """One short real run (2 epochs on 300 Fashion-MNIST images), shared by the read-only tests."""
+    root = tmp_path_factory.mktemp("runs")
+    result = run_script("train_vae.py", "--act", "gelu", "--where", "both", "--epochs", 2, "--seed", 1,
+                        "--run-root", root, *TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return Path(last_line(result.stdout))

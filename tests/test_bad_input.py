@@ -1,0 +1,64 @@
+"""Every bad input ends in one clear line on stderr, a non-zero exit, no traceback and no run folder."""
+
+import numpy as np
+import pytest
+
+from conftest import last_line, run_script
+
+
+def _npz_without_x_train(tmp_path):
+    np.savez(tmp_path / "no_x.npz", x_test=np.zeros((4, 8, 8), np.uint8))
+    return tmp_path / "no_x.npz"
+
+
+def _npz_with_flat_images(tmp_path):
+    np.savez(tmp_path / "flat.npz", x_train=np.zeros(64, np.uint8), x_test=np.zeros(64, np.uint8))
+    return tmp_path / "flat.npz"
+
+
+def _not_hdf5(tmp_path):
+    (tmp_path / "notes.h5").write_text("hello")
+    return tmp_path / "notes.h5"
+
+
+# (script, arguments (callables get tmp_path), words the error line must contain)
+CASES = [
+    ("train_vae.py", ["--epochs", "0"], "--epochs: must be a positive integer"),
+    ("train_vae.py", ["--batch-size", "0"], "--batch-size: must be a positive integer"),
+    ("train_vae.py", ["--lr", "-1"], "--lr: must be a positive number"),
+    ("train_vae.py", ["--dropout", "1.5"], "--dropout: must be a rate in [0, 1)"),
+    ("train_vae.py", ["--z-dim", "0"], "--z-dim: must be a positive integer"),
+    ("train_vae.py", ["--act", "foo"], "invalid choice: 'foo'"),
+    ("train_vae.py", ["--where", "middle"], "invalid choice: 'middle'"),
+    ("train_vae.py", ["--norm-pos", "sideways"], "invalid choice: 'sideways'"),
+    ("train_vae.py", ["--preset", "nope"], "invalid choice: 'nope'"),
+    ("train_vae.py", ["--dataset", "missing.npz"], "missing.npz does not exist"),
+    ("train_vae.py", ["--dataset", _npz_without_x_train], "has no x_train"),
+    ("train_vae.py", ["--dataset", _npz_with_flat_images], "images must be N x H x W"),
+    ("train_vae.py", ["--resume", "."], "not a run folder"),
+    ("generate.py", ["missing/decoder.h5"], "does not exist"),
+    ("generate.py", [_not_hdf5], "is not an HDF5 model file"),
+    ("generate.py", ["ENCODER"], "is not a decoder"),
+]
+
+
+@pytest.mark.parametrize("script,args,words", CASES, ids=[f"{s}:{' '.join(map(str, a))[:30]}" for s, a, _ in CASES])
+def test_bad_input_is_one_clear_line(script, args, words, tmp_path, trained_run):
+    args = [trained_run / "models" / "encoder.h5" if a == "ENCODER" else a(tmp_path) if callable(a) else a
+            for a in args]
+    root = tmp_path / "runs"
+    extra = ["--run-root", root, "--epochs", "1"] if script == "train_vae.py" and "--resume" not in args else []
+    if "--epochs" in args:
+        extra = ["--run-root", root]
+    result = run_script(script, *args, *extra, "--out", tmp_path / "o.png") if script == "generate.py" \
+        else run_script(script, *args, *extra)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert words in last_line(result.stderr), result.stderr[-1500:]
+    assert not root.exists() or not any(root.iterdir())
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_resume_refuses_other_flags(trained_run):
+    result = run_script("train_vae.py", "--resume", trained_run, "--lr", "0.1")
+    assert result.returncode != 0 and "drop --lr" in last_line(result.stderr)
