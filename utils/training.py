@@ -141,8 +141,9 @@ def _train(run_dir, model, data, settings):
         draw_figures(model, data, run_dir)
     except cb.NonFiniteLoss as e:
         _mark_failed(run_dir, str(e))
-        raise UserError(f"training stopped: {e}; the last good models and backup in {run_dir} are kept "
-                        "(try a lower --lr)") from None
+        kept = "the last good models and backup are kept" if (run_dir / runs.BACKUP).is_dir() \
+            else "no epoch had finished, so no model was saved"
+        raise UserError(f"training stopped: {e}; {kept} in {run_dir} (try a lower --lr)") from None
     except KeyboardInterrupt:
         _mark_failed(run_dir, "interrupted")
         raise

@@ -1,0 +1,127 @@
+"""Nothing lost: kills and resumes, non-finite losses, unwritable or full disks, concurrent starts."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, TINY, last_line, run_script
+
+sys.path.insert(0, str(REPO / "scripts"))
+from kill_resume_soak import check_run  # noqa: E402
+
+
+def _start(*args):
+    return subprocess.Popen([sys.executable, str(REPO / "train_vae.py"), *map(str, args)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _kill_when(proc, condition, timeout=180):
+    deadline = time.time() + timeout
+    while not condition():
+        assert proc.poll() is None, "training ended before the moment to kill it"
+        assert time.time() < deadline, "timed out waiting for the moment to kill"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def _rows(path):
+    try:
+        return len(pd.read_csv(path))
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return 0
+
+
+def test_kill_after_an_epoch_then_resume_and_extend(tmp_path):
+    proc = _start("--epochs", 4, "--seed", 5, "--run-root", tmp_path, *TINY)
+    run_dir = tmp_path / "0001_fashion_mnist_lrelu"
+    _kill_when(proc, lambda: (run_dir / "backup" / "training_metadata.json").is_file())
+    result = run_script("train_vae.py", "--resume", run_dir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "resuming" in result.stdout and last_line(result.stdout) == str(run_dir)
+    params = check_run(run_dir, 4)
+    assert params["resumes"][0]["from_epoch"] >= 1 and params["training"]["seed"] == 5
+
+    again = run_script("train_vae.py", "--resume", run_dir)
+    assert again.returncode == 0 and "already finished" in again.stdout
+
+    extended = run_script("train_vae.py", "--resume", run_dir, "--epochs", 5)
+    assert extended.returncode == 0, extended.stderr[-2000:]
+    params = check_run(run_dir, 5)
+    assert params["resumes"][-1]["from_epoch"] == 4 and params["result"]["epochs"] == 5
+
+
+def test_kill_during_the_end_of_run_leaves_only_loadable_files(tmp_path):
+    proc = _start("--epochs", 2, "--run-root", tmp_path, *TINY)
+    run_dir = tmp_path / "0001_fashion_mnist_lrelu"
+    _kill_when(proc, lambda: _rows(run_dir / "training.csv") == 2)  # figures and saving under way
+    for path in run_dir.rglob("*"):  # what is there (old or new, never half) must load
+        if path.is_file() and not path.name.startswith(".tmp-") and path.suffix in (".json", ".csv"):
+            json.loads(path.read_text()) if path.suffix == ".json" else pd.read_csv(path)
+    result = run_script("train_vae.py", "--resume", run_dir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    check_run(run_dir, 2)
+
+
+def test_non_finite_loss_stops_with_epoch_and_batch(tmp_path):
+    result = run_script("train_vae.py", "--lr", 10, "--epochs", 3, "--run-root", tmp_path, *TINY)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    line = last_line(result.stderr)
+    assert "non-finite loss at epoch" in line and "batch" in line
+    run_dir = next(tmp_path.glob("0001_*"))
+    status = json.loads((run_dir / "params.json").read_text())["status"]
+    assert status.startswith("failed: non-finite loss at epoch ")
+    if (run_dir / "training.csv").is_file():  # any epoch that was logged was a good one
+        assert pd.read_csv(run_dir / "training.csv")["loss"].notna().all()
+
+
+def test_unwritable_run_root(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    result = run_script("train_vae.py", "--epochs", 1, "--run-root", tmp_path / "a_file" / "runs", *TINY)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "cannot create a run folder" in last_line(result.stderr)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=700k", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    yield mount
+    subprocess.run(["umount", str(mount)])
+
+
+def test_disk_full_while_saving(tiny_disk):
+    result = run_script("train_vae.py", "--epochs", 2, "--run-root", tiny_disk / "runs", *TINY)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "No space left on device" in last_line(result.stderr) and "--resume" in last_line(result.stderr)
+    run_dir = next((tiny_disk / "runs").glob("0001_*"))
+    assert json.loads((run_dir / "params.json").read_text())["status"].startswith("failed: cannot write")
+    assert not list(run_dir.rglob(".tmp-*"))
+    assert not (run_dir / "models" / "encoder.h5").exists() or (run_dir / "models" / "decoder.h5").exists()
+
+
+CLAIM = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from utils.runs import create_run_dir
+while time.time() < float(sys.argv[3]):
+    pass
+print(create_run_dir(sys.argv[2], f"data_variant{sys.argv[4]}").name)
+"""
+
+
+def test_processes_started_together_get_different_folders(tmp_path):
+    start = time.time() + 2
+    procs = [subprocess.Popen([sys.executable, "-c", CLAIM, str(REPO), str(tmp_path), str(start), str(i)],
+                              stdout=subprocess.PIPE, text=True) for i in range(6)]
+    names = [p.communicate(timeout=60)[0].strip() for p in procs]
+    numbers = sorted(name.split("_")[0] for name in names)
+    assert numbers == [f"{i:04d}" for i in range(1, 7)], names
