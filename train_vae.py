@@ -7,6 +7,7 @@
 The last line printed is the run folder.
 """
 
+import argparse
 import dataclasses
 import os
 import sys
@@ -62,7 +63,7 @@ def build_parser():
     return p
 
 
-class _BoolFlag(cli.argparse.BooleanOptionalAction):
+class _BoolFlag(argparse.BooleanOptionalAction):
     """`--jit` / `--no-jit` with None as the default, meaning: choose per device."""
 
     def __init__(self, option_strings, dest, **kwargs):

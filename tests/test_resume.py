@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import h5py
 import pandas as pd
 import pytest
 
@@ -46,6 +47,8 @@ def test_kill_after_an_epoch_then_resume_and_extend(tmp_path):
     assert "resuming" in result.stdout and last_line(result.stdout) == str(run_dir)
     params = check_run(run_dir, 4)
     assert params["resumes"][0]["from_epoch"] >= 1 and params["training"]["seed"] == 5
+    with h5py.File(run_dir / "backup" / "latest.weights.h5") as f:  # Adam's step count went on, not restarted
+        assert f["optimizer/vars/0"][()] == 4 * 10  # 4 epochs of 10 batches (300 images, batch 32)
 
     again = run_script("train_vae.py", "--resume", run_dir)
     assert again.returncode == 0 and "already finished" in again.stdout

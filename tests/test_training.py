@@ -94,7 +94,7 @@ def test_colour_npz_trains_with_bce_and_a_larger_latent(tmp_path):
     np.savez(tmp_path / "colour.npz", x_train=rng.integers(0, 256, (96, 32, 32, 3), dtype=np.uint8),
              x_test=rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8))
     result = run_script("train_vae.py", "--dataset", tmp_path / "colour.npz", "--epochs", 1, "--loss", "bce",
-                        "--z-dim", 5, "--warmup-epochs", 2, "--run-root", tmp_path / "runs")
+                        "--z-dim", 5, "--warmup-epochs", 2, "--plot-every", 1, "--run-root", tmp_path / "runs")
     assert result.returncode == 0, result.stderr[-2000:]
     run_dir = tmp_path / "runs" / "0001_colour_lrelu_bce_z5"
     assert last_line(result.stdout) == str(run_dir)
