@@ -39,6 +39,7 @@ CASES = [
     ("generate.py", ["missing/decoder.h5"], "does not exist"),
     ("generate.py", [_not_hdf5], "is not an HDF5 model file"),
     ("generate.py", ["ENCODER"], "is not a decoder"),
+    ("evaluate.py", ["."], "not a run folder"),
 ]
 
 
