@@ -1,0 +1,89 @@
+"""The fused GELU is the exact (erf) GELU in value and gradient, and the activation names map to the right layers."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models.activations import LRELU_SLOPE, FusedGELU, activation_layer, fused_gelu
+
+TOLERANCE = 1e-6  # max abs difference to Keras's exact GELU, in value and in gradient (issue 4)
+
+
+def wide_range():
+    """float32 inputs from 0 and denormals through the erf transition to +-1e38."""
+    dense = np.linspace(-12.0, 12.0, 240_001)
+    magnitudes = np.concatenate([[0.0, 1e-45, 1e-40, 1e-38, 1e-30, 1e-20, 1e-7], np.logspace(-6, 38, 400)])
+    return np.concatenate([dense, magnitudes, -magnitudes]).astype(np.float32)
+
+
+def value_and_gradient(fn, x):
+    """fn(x) and d sum(fn(x)) / dx, traced as in a training step."""
+    @tf.function
+    def run(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+        return y, tape.gradient(y, x)
+
+    return [t.numpy() for t in run(tf.constant(x))]
+
+
+def stock_gelu(x):
+    return keras.activations.gelu(x, approximate=False)
+
+
+def test_value_and_gradient_match_keras_exact_gelu():
+    x = wide_range()
+    y, dy = value_and_gradient(fused_gelu, x)
+    y_ref, dy_ref = value_and_gradient(stock_gelu, x)
+    assert np.isfinite(y).all() and np.isfinite(dy).all()
+    assert np.max(np.abs(y - y_ref)) <= TOLERANCE
+    assert np.max(np.abs(dy - dy_ref)) <= TOLERANCE
+
+
+def test_is_the_erf_form_not_the_tanh_approximation():
+    x = np.array([-3.0, -1.0, -0.5, 0.5, 1.0, 2.0, 3.0], dtype=np.float32)
+    exact = np.array([v * 0.5 * (1 + math.erf(v / math.sqrt(2))) for v in x.astype(float)])
+    slope = np.array([0.5 * (1 + math.erf(v / math.sqrt(2))) + v * math.exp(-v * v / 2) / math.sqrt(2 * math.pi)
+                      for v in x.astype(float)])
+    y, dy = value_and_gradient(fused_gelu, x)
+    np.testing.assert_allclose(y, exact, atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(dy, slope, atol=TOLERANCE, rtol=0)
+    tanh_form = keras.activations.gelu(x, approximate=True).numpy()
+    assert np.max(np.abs(tanh_form - exact)) > 100 * TOLERANCE  # so the check above can tell them apart
+
+
+def test_upstream_gradient_is_multiplied_through():
+    x = np.linspace(-4, 4, 101, dtype=np.float32)
+    upstream = np.linspace(-2, 3, 101, dtype=np.float32)
+    with tf.GradientTape() as tape:
+        xt = tf.constant(x)
+        tape.watch(xt)
+        loss = tf.reduce_sum(fused_gelu(xt) * upstream)
+    with tf.GradientTape() as tape_ref:
+        xr = tf.constant(x)
+        tape_ref.watch(xr)
+        loss_ref = tf.reduce_sum(stock_gelu(xr) * upstream)
+    np.testing.assert_allclose(tape.gradient(loss, xt), tape_ref.gradient(loss_ref, xr), atol=3 * TOLERANCE, rtol=0)
+
+
+def test_layer_keeps_shape_and_low_precision_dtype():
+    x = tf.random.stateless_normal((2, 7, 7, 3), seed=(1, 2)) * 3
+    layer = FusedGELU()
+    np.testing.assert_allclose(layer(x), stock_gelu(x), atol=TOLERANCE, rtol=0)
+    y16 = fused_gelu(tf.cast(x, tf.bfloat16))
+    assert y16.dtype == tf.bfloat16 and y16.shape == x.shape
+    np.testing.assert_allclose(tf.cast(y16, tf.float32), stock_gelu(x), atol=0.05, rtol=0.02)
+
+
+def test_activation_layers_by_name():
+    assert isinstance(activation_layer("gelu", "a"), FusedGELU)
+    exported = activation_layer("gelu", "a", for_export=True)
+    assert type(exported) is keras.layers.Activation and exported.get_config()["activation"] == "gelu"
+    lrelu = activation_layer("lrelu", "a")
+    assert isinstance(lrelu, keras.layers.LeakyReLU) and lrelu.negative_slope == pytest.approx(LRELU_SLOPE)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        activation_layer("swish", "a")
