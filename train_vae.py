@@ -55,8 +55,9 @@ def build_parser():
     train.add_argument("--plot-every", type=cli.positive_int, help="redraw viz/ every N epochs (default: at the end)")
     speed = p.add_argument_group("speed (defaults chosen per device; see docs/benchmarks.md)")
     speed.add_argument("--jit", action=_BoolFlag, help="XLA-compile the whole training step (default: on GPU only)")
-    speed.add_argument("--mixed-precision", action=_BoolFlag, help="mixed_float16 on GPU, mixed_bfloat16 on CPU")
-    speed.add_argument("--steps-per-execution", type=cli.positive_int, help="steps per compiled call (default 1 CPU, 16 GPU)")
+    speed.add_argument("--mixed-precision", action=_BoolFlag,
+                       help="mixed_float16 on GPU, mixed_bfloat16 on CPU (1.3-1.7x faster on an AVX512-BF16 CPU)")
+    speed.add_argument("--steps-per-execution", type=cli.positive_int, help="steps per compiled call (default 16)")
     runs = p.add_argument_group("run folders")
     runs.add_argument("--run-root", help="where run folders go (default run/vae)")
     runs.add_argument("--resume", metavar="RUN_DIR", help="continue this run; only --epochs may be given with it")

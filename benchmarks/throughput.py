@@ -48,7 +48,8 @@ from utils import callbacks as cb  # noqa: E402
 from utils import runs  # noqa: E402
 from utils.loaders import load_dataset  # noqa: E402
 from utils.presets import PRESETS, preset_settings  # noqa: E402
-from utils.training import TrainSettings, build_model, draw_figures, encode_means, resolve_settings  # noqa: E402
+from utils.training import (TrainSettings, build_model, compile_model, draw_figures, encode_means,  # noqa: E402
+                            resolve_settings)
 
 DEFAULT_CONTENDERS = ["reference", "base_lrelu", "gelu_full", "gelu_full_bn_before", "base_lrelu:tfdata"]
 EPOCH_IMAGES = 60_000
@@ -103,8 +104,7 @@ def build(contender, batch_size, image_shape):
     config = VAEConfig(**{**preset_settings(contender.preset), **contender.overrides}).for_images(image_shape)
     model = build_model("vae", config, settings)
     keras.config.set_dtype_policy("float32")  # build_model sets it globally; the next contender starts clean
-    model.compile(optimizer=keras.optimizers.Adam(settings.lr), jit_compile=settings.jit,
-                  steps_per_execution=settings.steps_per_execution)
+    compile_model(model, settings)
     return model
 
 

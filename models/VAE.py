@@ -17,8 +17,8 @@ from keras import layers, ops
 
 from models.activations import ACTIVATIONS, activation_layer
 from models.losses import RECONSTRUCTION_LOSSES, kl_divergence, reconstruction_loss
+from models.normalization import NORMS, normalization_layer
 
-NORMS = ("none", "batch", "layer")
 NORM_POSITIONS = ("before", "after")
 
 
@@ -111,19 +111,15 @@ class Sampling(layers.Layer):
         return {**super().get_config(), "seed": self.seed}
 
 
-def _normalization(norm, name):
-    return layers.BatchNormalization(name=name) if norm == "batch" else layers.LayerNormalization(name=name)
-
-
 def _conv_block(x, conv, act, config, prefix, i, for_export):
     """conv -> [norm] -> act -> [norm] -> [dropout], as `config.norm_pos` and `config.dropout` say."""
     x = conv(x)
     norm_name = f"{prefix}_{'bn' if config.norm == 'batch' else 'ln'}_{i}"
     if config.norm != "none" and config.norm_pos == "before":
-        x = _normalization(config.norm, norm_name)(x)
+        x = normalization_layer(config.norm, norm_name, for_export)(x)
     x = activation_layer(act, f"{prefix}_act_{i}", for_export)(x)
     if config.norm != "none" and config.norm_pos == "after":
-        x = _normalization(config.norm, norm_name)(x)
+        x = normalization_layer(config.norm, norm_name, for_export)(x)
     if config.dropout > 0:
         x = layers.Dropout(config.dropout, name=f"{prefix}_dropout_{i}")(x)
     return x
@@ -188,6 +184,11 @@ class VariationalAutoencoder(keras.Model):
         # The KL weight lives in a variable so a warm-up callback can change it without retracing.
         self.kl_beta = self.add_weight(name="kl_beta", shape=(), trainable=False,
                                        initializer=keras.initializers.Constant(self.config.beta))
+        # The optimizer step at which the loss first turned NaN/inf (-1: never), recorded inside the
+        # compiled step, so the exact batch is known even with many steps per execution.
+        self.first_nonfinite_step = self.add_weight(name="first_nonfinite_step", shape=(), dtype="int64",
+                                                    trainable=False, initializer="zeros")
+        self.first_nonfinite_step.assign(-1)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.r_loss_tracker = keras.metrics.Mean(name="r_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
@@ -213,6 +214,9 @@ class VariationalAutoencoder(keras.Model):
         with tf.GradientTape() as tape:
             total, r_loss, kl_loss = self.per_sample_losses(images, training=True)
             scaled = self.optimizer.scale_loss(ops.mean(total))  # loss scaling under mixed_float16
+        step = ops.cast(self.optimizer.iterations, "int64")
+        first_bad = (self.first_nonfinite_step < 0) & ~ops.isfinite(ops.mean(total))
+        self.first_nonfinite_step.assign(ops.where(first_bad, step, self.first_nonfinite_step))
         gradients = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply(gradients, self.trainable_weights)
         return self._track(total, r_loss, kl_loss)

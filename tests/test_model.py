@@ -111,3 +111,27 @@ def test_exported_models_use_stock_layers_and_the_same_weights():
     z = np.random.default_rng(4).standard_normal((8, 2)).astype("float32")
     np.testing.assert_allclose(decoder(z), model.decoder(z), atol=1e-5)
     assert len(build_encoder(model.config).weights) == len(encoder.weights)
+
+
+def test_fused_batch_norm_trains_like_keras_batch_norm():
+    from models.normalization import FusedBatchNormalization
+
+    x = np.random.default_rng(5).normal(2.0, 3.0, (16, 7, 7, 8)).astype("float32")
+    fused, stock = FusedBatchNormalization(), keras.layers.BatchNormalization()
+    for layer in (fused, stock):
+        layer.build(x.shape)
+        layer.gamma.assign(np.linspace(0.5, 1.5, 8))
+        layer.beta.assign(np.linspace(-1, 1, 8))
+    np.testing.assert_allclose(fused(x, training=True), stock(x, training=True), atol=2e-5)
+    np.testing.assert_allclose(fused.moving_mean, stock.moving_mean, rtol=1e-6)
+    np.testing.assert_allclose(fused.moving_variance, stock.moving_variance, rtol=1e-5)
+    np.testing.assert_allclose(fused(x, training=False), stock(x, training=False), atol=2e-5)
+
+
+def test_first_non_finite_step_is_recorded_inside_the_compiled_step():
+    model = VariationalAutoencoder(VAEConfig())
+    model.compile(optimizer="adam", jit_compile=False, steps_per_execution=4)
+    x = np.random.default_rng(6).random((32, 28, 28, 1)).astype("float32")
+    x[20] = np.nan  # the third batch of 8
+    model.fit(x, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    assert int(model.first_nonfinite_step.numpy()) == 2

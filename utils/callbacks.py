@@ -32,16 +32,21 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
     Keras's TerminateOnNaN only sets `stop_training`, after which the epoch still ends normally and
     the backup callback would save the poisoned weights; raising ends `fit` before any epoch-end
-    callback runs, so the last backup and the saved models stay the last good ones.
+    callback runs, so the last backup and the saved models stay the last good ones. The batch comes
+    from the model's `first_nonfinite_step` when it has one (exact with many steps per execution).
     """
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch + 1
+        self.first_step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            raise NonFiniteLoss(self.epoch, batch + 1)
+        if loss is None or math.isfinite(float(loss)):
+            return
+        bad_step = getattr(self.model, "first_nonfinite_step", None)
+        bad_step = -1 if bad_step is None else int(keras.ops.convert_to_numpy(bad_step))
+        raise NonFiniteLoss(self.epoch, bad_step - self.first_step + 1 if bad_step >= 0 else batch + 1)
 
 
 class EpochExtras(keras.callbacks.Callback):

@@ -38,7 +38,7 @@ class TrainSettings:
     plot_every: int | None = None
     jit: bool | None = None  # None: XLA for the whole step on GPU only (it is slower on CPU)
     mixed_precision: bool = False
-    steps_per_execution: int | None = None  # None: 1 on CPU, 16 on GPU
+    steps_per_execution: int | None = None  # None: 16 (docs/benchmarks.md: +3-9 % on CPU)
 
 
 def on_gpu():
@@ -53,7 +53,7 @@ def resolve_settings(settings):
         settings,
         seed=settings.seed if settings.seed is not None else secrets.randbelow(2**31),
         jit=settings.jit if settings.jit is not None else gpu,
-        steps_per_execution=settings.steps_per_execution or (16 if gpu else 1))
+        steps_per_execution=settings.steps_per_execution or 16)
 
 
 def precision_policy(mixed):
@@ -120,9 +120,14 @@ def resume_run(run_dir, epochs=None):
     return run_dir
 
 
-def _train(run_dir, model, data, settings):
+def compile_model(model, settings):
+    """Compile for training: Adam at a constant `lr`, XLA and steps per execution as `settings` say."""
     model.compile(optimizer=keras.optimizers.Adam(settings.lr), jit_compile=settings.jit,
                   steps_per_execution=settings.steps_per_execution)
+
+
+def _train(run_dir, model, data, settings):
+    compile_model(model, settings)
     callbacks = [cb.StopOnNonFiniteLoss(), cb.EpochExtras()]
     if model.config.warmup_epochs:
         callbacks.append(cb.BetaWarmup(model.config.beta, model.config.warmup_epochs))
