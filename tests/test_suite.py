@@ -1,0 +1,239 @@
+"""run_experiments.py and utils/{suite,suite_report,stats}.py: statistics against hand-computed numbers,
+planning on fake run folders, bad input, and a real 2 variants x 2 seeds x 1 epoch suite on Fashion-MNIST."""
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import run_experiments
+from conftest import TINY, run_script
+from utils.stats import estimate, paired_difference, t975
+from utils.suite import SuiteRequest, default_suite_dir, plan, slot_environments, train_command, visible_gpus
+from utils.suite_report import summary_markdown
+
+SUITE = ["--suite", "activations", "--variants", "base_lrelu,gelu_full", "--seeds", "2", "--epochs", "1", *TINY]
+
+
+# ---- statistics -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("df, expected", [(1, 12.706), (2, 4.303), (4, 2.776), (10, 2.228), (30, 2.042),
+                                          (31, 2.040), (60, 2.000), (120, 1.980), (10**6, 1.960)])
+def test_t975_matches_printed_tables(df, expected):
+    assert t975(df) == pytest.approx(expected, abs=6e-4)
+
+
+def test_estimate_mean_sd_and_t_interval():
+    est = estimate([1, 2, 3, 4, 5])
+    # sd = sqrt(10 / 4); half-width = t(0.975, 4) * sd / sqrt(5) = 2.7764 * 0.707107 = 1.963211
+    assert (est.n, est.mean, est.sd) == (5, 3.0, pytest.approx(1.581139, abs=1e-6))
+    assert (est.low, est.high) == (pytest.approx(3 - 1.963211, abs=1e-5), pytest.approx(3 + 1.963211, abs=1e-5))
+    assert est.has_ci and est.excludes_zero
+
+
+def test_estimate_with_one_or_no_value_has_no_interval():
+    one, none = estimate([7.5]), estimate([float("nan")])
+    assert one.n == 1 and one.mean == 7.5 and math.isnan(one.sd) and not one.has_ci and not one.excludes_zero
+    assert none.n == 0 and math.isnan(none.mean)
+
+
+def test_paired_difference_uses_common_seeds_only():
+    ref = {0: 9.0, 1: 10.0, 2: 10.0, 3: 0.0}  # seed 3 has no partner and must be ignored
+    wide = paired_difference({0: 10.0, 1: 12.0, 2: 11.0}, ref)  # differences 1, 2, 1
+    assert wide.n == 3 and wide.mean == pytest.approx(4 / 3)
+    assert wide.high - wide.mean == pytest.approx(4.3027 * 0.577350 / math.sqrt(3), abs=1e-5)
+    assert not wide.excludes_zero  # [-0.10, 2.77]
+    narrow = paired_difference({0: 10.0, 1: 11.1, 2: 10.9}, ref)  # 1.0, 1.1, 0.9: sd 0.1
+    assert narrow.excludes_zero and narrow.low == pytest.approx(1 - 4.3027 * 0.1 / math.sqrt(3), abs=1e-5)
+
+
+# ---- planning and devices, on fake run folders ----------------------------------------------------
+
+def fake_run(suite_dir, number, variant, seed, status="finished", epochs=1, dataset="fashion_mnist", limit=300):
+    run_dir = Path(suite_dir) / "runs" / f"{number:04d}_{dataset}_{variant}"
+    run_dir.mkdir(parents=True)
+    (run_dir / "params.json").write_text(json.dumps({
+        "variant": variant, "status": status, "n_train": limit, "n_test": 100,
+        "training": {"dataset": dataset, "epochs": epochs, "seed": seed, "limit": limit},
+        "result": {"epochs": epochs, "final_val_loss": 50.0}}))
+    return run_dir
+
+
+def request(**changes):
+    settings = dict(suite="activations", seeds=2, epochs=1, dataset="fashion_mnist", limit=300,
+                    variants=("gelu_full", "base_lrelu"))
+    return SuiteRequest(**{**settings, **changes})
+
+
+def test_request_keeps_suite_order_and_picks_reference():
+    assert request().variants == ("base_lrelu", "gelu_full") and request().reference == "base_lrelu"
+    bn = SuiteRequest("batchnorm", 1)
+    assert bn.reference == "gelu_full"  # base_lrelu is not in it: the first variant
+    assert default_suite_dir(request(), root="x") == Path("x/activations_fashion_mnist_limit300")
+    assert default_suite_dir(SuiteRequest("dropout", 1, dataset="fashion_mnist")).name == "dropout_fashion_mnist"
+
+
+def test_plan_skips_resumes_extends_and_starts(tmp_path):
+    fake_run(tmp_path, 1, "base_lrelu", 0)
+    fake_run(tmp_path, 2, "base_lrelu", 1, status="running")
+    fake_run(tmp_path, 3, "gelu_full", 0, status="failed: interrupted")
+    fake_run(tmp_path, 4, "gelu_full", 5)  # a seed outside the request is left alone
+    actions = {(j.variant, j.seed): j.action for j in plan(request(), tmp_path)}
+    assert actions == {("base_lrelu", 0): "skip", ("base_lrelu", 1): "resume",
+                       ("gelu_full", 0): "resume", ("gelu_full", 1): "new"}
+    assert plan(request(epochs=3), tmp_path)[0].action == "extend"
+
+
+@pytest.mark.parametrize("run_settings, words", [
+    ({"epochs": 5}, "set to 5 epochs, more than --epochs 1"),
+    ({"limit": 600}, "with --limit 600, not fashion_mnist with --limit 300"),
+    ({"dataset": "mnist"}, "trained on mnist"),
+])
+def test_plan_refuses_runs_made_with_other_settings(tmp_path, run_settings, words):
+    fake_run(tmp_path, 1, "base_lrelu", 0, **run_settings)
+    with pytest.raises(run_experiments.UserError, match=words):
+        plan(request(), tmp_path)
+
+
+def test_train_commands(tmp_path):
+    new, resume = plan(request(), tmp_path)[0], plan(request(), tmp_path)[0]
+    assert train_command(new, request(), tmp_path)[2:] == [
+        "--preset", "base_lrelu", "--dataset", "fashion_mnist", "--epochs", "1", "--seed", "0",
+        "--run-root", str(tmp_path / "runs"), "--limit", "300"]
+    resume.run_dir = tmp_path / "runs" / "0001_x"
+    assert train_command(resume, request(epochs=4), tmp_path)[2:] == ["--resume", str(resume.run_dir), "--epochs", "4"]
+
+
+def test_one_gpu_per_job_and_cpu_threads_shared(monkeypatch):
+    envs = slot_environments(3, gpus=["0", "1"])
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "1", "0"]
+    assert all(e["TF_FORCE_GPU_ALLOW_GROWTH"] == "true" for e in envs)  # two jobs share GPU 0
+    assert slot_environments(2, gpus=["0", "1"]) == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
+    assert {e["TF_NUM_INTRAOP_THREADS"] for e in slot_environments(2, gpus=[], cpus=2)} == {"1"}
+    assert slot_environments(1, gpus=[]) == [{}]
+    for listed, gpus in (("2,3", ["2", "3"]), ("", []), ("-1", [])):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", listed)
+        assert visible_gpus() == gpus
+
+
+def test_summary_says_when_the_interval_is_undefined():
+    req = SuiteRequest("batchnorm", 1, epochs=2, dataset="fashion_mnist")
+    frame = pd.DataFrame([{"variant": v, "seed": 0, "status": "finished", "final_val_loss": x,
+                           "final_val_r_loss": x - 5, "final_val_kl_loss": 5.0}
+                          for v, x in zip(req.variants, (60.0, 59.0, 61.0))])
+    text = summary_markdown(frame, req)
+    assert "undefined (1 seed)" in text and "first variant" in text and "one seed" in text
+    assert "gelu_full_bn_after: final val_loss 1 (1.7%) lower than gelu_full in the single pair" in text
+
+
+# ---- bad input: one line on stderr, non-zero exit, nothing created ---------------------------------
+
+@pytest.mark.parametrize("flags, code, words", [
+    (["--suite", "nope"], 2, "invalid choice"),
+    (["--suite", "activations", "--seeds", "0"], 1, "--seeds must be a positive integer"),
+    (["--suite", "activations", "--seeds", "two"], 2, "invalid int value"),
+    (["--suite", "activations", "--jobs", "0"], 1, "--jobs must be a positive integer"),
+    (["--suite", "activations", "--epochs", "-1"], 1, "--epochs must be a positive integer"),
+    (["--suite", "activations", "--limit", "0"], 1, "--limit must be a positive integer"),
+    (["--suite", "dropout", "--variants", "gelu_encoder"], 1, "not in suite 'dropout'"),
+    (["--suite", "activations", "--dataset", "nope"], 1, "unknown dataset 'nope'"),
+])
+def test_bad_input(tmp_path, capsys, flags, code, words):
+    out = tmp_path / "suite"
+    with pytest.raises(SystemExit) as exit_info:
+        run_experiments.main(flags + ["--out", str(out)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == code and words in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_unwritable_out_is_refused(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit):
+        run_experiments.main(SUITE + ["--out", str(blocker / "suite")])
+    assert "is a file" in capsys.readouterr().err and list(tmp_path.iterdir()) == [blocker]
+
+
+# ---- a real suite: 2 variants x 2 seeds x 1 epoch on 300 images, two at a time -----------------------
+
+def run_cli(out, *extra):
+    return run_script("run_experiments.py", *SUITE, "--out", out, *extra, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    out = tmp_path_factory.mktemp("suite") / "activations"
+    done = run_cli(out, "--jobs", "2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out, done.stdout
+
+
+def params(run_dir):
+    return json.loads((run_dir / "params.json").read_text())
+
+
+def run_dirs(suite_dir):
+    """{(variant, seed): run folder} of a suite folder."""
+    return {(params(d)["variant"], params(d)["training"]["seed"]): d for d in (suite_dir / "runs").glob("*/")}
+
+
+def test_suite_writes_runs_logs_summary_and_figures(suite):
+    out, stdout = suite
+    found = run_dirs(out)
+    assert set(found) == {(v, s) for v in ("base_lrelu", "gelu_full") for s in (0, 1)}
+    assert {params(d)["status"] for d in found.values()} == {"finished"}
+    assert stdout.count("-> finished in") == 4 and "val_loss" in stdout
+    assert sorted(p.name for p in (out / "logs").iterdir()) == [
+        "base_lrelu_seed0.log", "base_lrelu_seed1.log", "gelu_full_seed0.log", "gelu_full_seed1.log"]
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 4 and set(summary["status"]) == {"finished"} and (summary["epochs"] == 1).all()
+    assert summary[["final_val_loss", "best_val_loss", "final_val_r_loss", "final_val_kl_loss",
+                    "final_loss"]].notna().all().all()
+    text = (out / "summary.md").read_text()
+    assert "## Paired differences against base_lrelu" in text
+    assert text.count("| gelu_full | val_") == 3 and "t(0.975, 1) = 12.7" in text
+    for figure in ("losses.png", "total_loss.png"):
+        assert (out / figure).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rerun_skips_every_finished_run(suite):
+    out, _ = suite
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*") if p.is_file()}
+    again = run_cli(out)
+    assert again.returncode == 0 and again.stdout.count(": skipped (") == 4 and "4 finished (skipped)" in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*") if p.is_file()} == stamps
+
+
+def test_unfinished_run_resumed_and_failed_run_reported(suite, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(suite[0], out)
+    killed, broken = run_dirs(out)[("base_lrelu", 0)], run_dirs(out)[("gelu_full", 1)]
+    for run_dir in (killed, broken):  # as a kill leaves them: status running
+        (run_dir / "params.json").write_text(json.dumps({**params(run_dir), "status": "running"}))
+    shutil.rmtree(killed / "backup")  # killed before its first epoch ended
+    (broken / "backup" / "latest.weights.h5").write_bytes(b"not an HDF5 file")
+
+    again = run_cli(out, "--jobs", "2")
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert again.stdout.count(": skipped (") == 2 and "base_lrelu seed 0: resume -> finished" in again.stdout
+    assert "gelu_full seed 1: FAILED (resume, exit 1)" in again.stdout
+    assert params(killed)["status"] == "finished" and params(killed)["resumes"][-1]["from_epoch"] == 0
+    assert params(broken)["status"].startswith("failed")
+    summary = pd.read_csv(out / "summary.csv").set_index(["variant", "seed"])
+    assert summary.loc[("gelu_full", 1), "status"].startswith("failed")
+    assert math.isnan(summary.loc[("gelu_full", 1), "final_val_loss"])
+    assert "Runs: 3 of 4 finished." in (out / "summary.md").read_text()
+
+
+def test_more_epochs_extend_runs_and_fewer_are_refused(suite, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(suite[0], out)
+    longer = run_cli(out, "--variants", "gelu_full", "--seeds", "1", "--epochs", "2")
+    assert longer.returncode == 0 and "gelu_full seed 0: extend -> finished" in longer.stdout
+    assert list(pd.read_csv(run_dirs(out)[("gelu_full", 0)] / "training.csv")["epoch"]) == [1, 2]
+    shorter = run_cli(out)
+    assert shorter.returncode == 1 and "more than --epochs 1" in shorter.stderr

@@ -1,0 +1,225 @@
+"""What a suite's runs say: `summary.csv` (one row per run), `summary.md` (statistics over seeds and
+paired differences, with a plain reading) and the study's loss figures, `losses.png` and `total_loss.png`."""
+
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
+import pandas as pd
+
+from utils import runs
+from utils.atomic import write_text
+from utils.plots import TRAIN_STYLE, VAL_STYLE, save_figure
+from utils.stats import estimate, paired_difference, t975
+from utils.suite import RUNS, find_runs
+
+METRICS = ("val_loss", "val_r_loss", "val_kl_loss")
+COLUMNS = ["variant", "seed", "status", "epochs", "final_val_loss", "best_val_loss", "best_epoch",
+           "final_val_r_loss", "final_val_kl_loss", "final_loss", "final_r_loss", "final_kl_loss",
+           "train_seconds", "run_dir"]
+STUDY_EPOCHS = 200
+BAND = "min–max over seeds"
+
+
+def collect(request, suite_dir):
+    """(summary frame with a row per requested run, {variant: {seed: history}} of the finished ones).
+
+    Unfinished or missing runs get a row with their status and no numbers.
+    """
+    existing = find_runs(Path(suite_dir) / RUNS)
+    rows, histories = [], {}
+    for variant, seed in request.keys():
+        row = {"variant": variant, "seed": seed, "status": "missing"}
+        if (variant, seed) in existing:
+            run_dir, params = existing[(variant, seed)]
+            row.update(status=params.get("status"), run_dir=str(run_dir.relative_to(suite_dir)))
+            history = _read_history(run_dir / runs.HISTORY)
+            if params.get("status") == "finished" and len(history):
+                histories.setdefault(variant, {})[seed] = history
+                row.update(_figures(history))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=COLUMNS), histories
+
+
+def _read_history(path):
+    # Not utils.callbacks.read_history: that module imports Keras, whose TensorFlow start-up chatter
+    # would land in the output of a process that trains nothing.
+    return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+
+
+def _figures(history):
+    last, best = history.iloc[-1], history.loc[history["val_loss"].idxmin()]
+    final = {f"final_{k}": float(last[k]) for k in ("val_loss", "val_r_loss", "val_kl_loss", "loss",
+                                                      "r_loss", "kl_loss")}
+    return {"epochs": int(last["epoch"]), "best_val_loss": float(best["val_loss"]),
+            "best_epoch": int(best["epoch"]), "train_seconds": float(history["train_seconds"].sum()), **final}
+
+
+def by_seed(frame, variant, metric):
+    """{seed: final value of `metric`} of a variant's finished runs."""
+    rows = frame[(frame["variant"] == variant) & frame[f"final_{metric}"].notna()]
+    return dict(zip(rows["seed"], rows[f"final_{metric}"]))
+
+
+def _num(x, signed=False):
+    return "—" if not math.isfinite(x) else f"{x:+.4g}" if signed else f"{x:.4g}"
+
+
+def _ci(est):
+    if est.n < 2:
+        return f"undefined ({est.n} {'seed' if est.n == 1 else 'seeds'})"
+    return f"[{_num(est.low)}, {_num(est.high)}]"
+
+
+def variant_table(frame, request):
+    """Markdown: per variant, mean ± sd and 95 % CI over seeds of each final validation loss."""
+    lines = ["| variant | seeds | " + " | ".join(f"{m} mean ± sd | 95 % CI" for m in METRICS) + " |",
+             "|---|---:|" + "---:|---|" * len(METRICS)]
+    for variant in request.variants:
+        cells = []
+        for metric in METRICS:
+            est = estimate(by_seed(frame, variant, metric).values())
+            cells += [f"{_num(est.mean)} ± {_num(est.sd)}" if est.n > 1 else _num(est.mean), _ci(est)]
+        n = len(by_seed(frame, variant, "val_loss"))
+        lines.append(f"| {variant} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def paired_table(frame, request):
+    """Markdown: each variant minus the reference variant, seed by seed, with its 95 % CI."""
+    ref = request.reference
+    lines = [f"| variant | metric | pairs | mean difference (variant − {ref}) | 95 % CI | excludes 0 |",
+             "|---|---|---:|---:|---|---|"]
+    for variant in request.variants:
+        if variant == ref:
+            continue
+        for metric in METRICS:
+            est = paired_difference(by_seed(frame, variant, metric), by_seed(frame, ref, metric))
+            verdict = ("yes" if est.excludes_zero else "no") if est.has_ci else "—"
+            lines.append(f"| {variant} | {metric} | {est.n} | {_num(est.mean, signed=True)} | {_ci(est)} | {verdict} |")
+    return "\n".join(lines)
+
+
+def reading(frame, request):
+    """A plain-language reading of the summary, honest about what runs this short or few can show."""
+    ref, notes = request.reference, []
+    if request.epochs < STUDY_EPOCHS:
+        notes.append(f"These runs are {request.epochs} epoch{'s' if request.epochs > 1 else ''} long; the study "
+                     f"trains {STUDY_EPOCHS}. They describe early training, and the order of the variants "
+                     "can change as training goes on.")
+    if request.dataset != "mnist" or request.limit:
+        data = f"the first {request.limit} training images of " if request.limit else ""
+        notes.append(f"They use {data}{request.dataset}, not the study's full MNIST, so the loss values are "
+                     "not comparable with the study's numbers; only the comparison between variants is.")
+    if request.seeds == 1:
+        notes.append("With one seed per variant there is no estimate of seed-to-seed noise, so no difference "
+                     "below can be told apart from chance (the study has the same limitation).")
+    else:
+        notes.append(f"With {request.seeds} seeds the 95 % intervals use t(0.975, {request.seeds - 1}) = "
+                     f"{t975(request.seeds - 1):.3g}, so they are wide; an interval that includes zero means "
+                     f"these runs cannot tell the variant from {ref}, not that the two are equal.")
+    for variant in request.variants:
+        if variant != ref:
+            notes.append(_compare(frame, variant, ref))
+    means = {v: estimate(by_seed(frame, v, "val_loss").values()).mean for v in request.variants}
+    means = {v: m for v, m in means.items() if math.isfinite(m)}
+    if means:
+        notes.append(f"Lowest mean final val_loss: {min(means, key=means.get)}"
+                     + (" (see above whether that is more than noise)." if len(means) > 1 else "."))
+    return "\n".join(f"- {note}" for note in notes)
+
+
+def _compare(frame, variant, ref):
+    est = paired_difference(by_seed(frame, variant, "val_loss"), by_seed(frame, ref, "val_loss"))
+    if est.n == 0:
+        return f"{variant}: no finished pair of runs with {ref} to compare."
+    ref_mean = estimate(by_seed(frame, ref, "val_loss").values()).mean
+    direction = "lower" if est.mean < 0 else "higher"
+    size = f"{abs(est.mean):.3g} ({abs(est.mean) / ref_mean:.1%})"
+    if not est.has_ci:
+        return (f"{variant}: final val_loss {size} {direction} than {ref} in the single pair of runs; "
+                "no interval can be computed from one pair.")
+    verdict = ("excludes zero: at these settings the difference is larger than the seed noise"
+               if est.excludes_zero else f"includes zero: these runs cannot tell it from {ref}")
+    return (f"{variant}: final val_loss {size} {direction} than {ref} on average over {est.n} paired "
+            f"seeds, 95 % CI [{_num(est.low, True)}, {_num(est.high, True)}]; the interval {verdict}.")
+
+
+def summary_markdown(frame, request, n_images=None):
+    """The whole `summary.md`: settings, the two tables and the reading."""
+    finished = frame["final_val_loss"].notna()
+    not_done = frame[~finished]
+    images = f", {n_images[0]} training / {n_images[1]} validation images" if n_images else ""
+    limit = f" --limit {request.limit}" if request.limit else ""
+    ref_note = "" if request.reference == "base_lrelu" else " (base_lrelu is not in this suite, so the first variant)"
+    parts = [
+        f"# Suite `{request.suite}` on {request.dataset}",
+        f"Settings: {len(request.variants)} variants × {request.seeds} seeds (0–{request.seeds - 1}), "
+        f"{request.epochs} epochs{images} (`--dataset {request.dataset}{limit}`).  ",
+        f"Runs: {int(finished.sum())} of {len(frame)} finished."
+        + "".join(f"\n- {r.variant} seed {r.seed}: {r.status}" for r in not_done.itertuples()),
+        "Values are those of the last epoch. Mean ± sample standard deviation over seeds; 95 % CI = "
+        "mean ± t(0.975, n − 1) · sd / √n (Student t), undefined with one seed. "
+        "The losses are 1000 × pixel MSE + KL, as in the study: not a likelihood.",
+        "## Final validation losses per variant", variant_table(frame, request),
+        f"## Paired differences against {request.reference}{ref_note}",
+        "Each variant minus the reference, seed by seed (same seeds, same data order), then the "
+        "mean and 95 % CI of those differences. Negative means lower loss than the reference.",
+        paired_table(frame, request) if len(request.variants) > 1 else "(only one variant: nothing to compare)",
+        "## What these runs can show", reading(frame, request),
+        f"Figures: `losses.png` (log reconstruction and KL loss) and `total_loss.png`; lines are means over "
+        f"seeds, bands {BAND}.",
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def plot_suite_curves(histories, panels, title):
+    """Per variant (one colour) the mean over seeds of each panel's loss, training thick and validation
+    thin and light, with a min–max band over seeds; log scale."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.3), squeeze=False)
+    colours = plt.get_cmap("tab10")
+    for ax, (key, label) in zip(axes[0], panels):
+        for i, (variant, seeds) in enumerate(histories.items()):
+            for prefix, style, alpha in (("", TRAIN_STYLE, 0.2), ("val_", VAL_STYLE, 0.08)):
+                table = pd.concat({s: h.set_index("epoch")[prefix + key] for s, h in seeds.items()}, axis=1)
+                ax.plot(table.index, table.mean(axis=1), color=colours(i % 10), label=None if prefix else variant,
+                        marker="o" if len(table) == 1 else None, **style)
+                if table.shape[1] > 1 and len(table) > 1:
+                    ax.fill_between(table.index, table.min(axis=1), table.max(axis=1), color=colours(i % 10),
+                                    alpha=alpha, linewidth=0)
+                elif table.shape[1] > 1:  # one epoch: a band has no width, so a vertical bar instead
+                    ax.vlines(table.index, table.min(axis=1), table.max(axis=1), color=colours(i % 10),
+                              alpha=2 * alpha, linewidth=6)
+        ax.set(yscale="log", xlabel="epoch", ylabel=f"{label} (log scale)", title=label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    handles += [plt.Line2D([], [], color="grey", **TRAIN_STYLE), plt.Line2D([], [], color="grey", **VAL_STYLE)]
+    labels += ["training (thick)", "validation (thin, light)"]
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    counts = sorted({len(seeds) for seeds in histories.values()})
+    n = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+    fig.suptitle(f"{title}: mean of {n} seed{'s' if counts[-1] > 1 else ''}"
+                 + (f", band = {BAND}" if counts[-1] > 1 else ""))
+    fig.tight_layout()
+    return fig
+
+
+def write_report(request, suite_dir):
+    """Write summary.csv, summary.md, losses.png and total_loss.png into the suite folder; returns the
+    summary frame. Figures are left out while no run has finished."""
+    suite_dir = Path(suite_dir)
+    frame, histories = collect(request, suite_dir)
+    write_text(suite_dir / "summary.csv", frame.to_csv(index=False))
+    n_images = None
+    finished = frame[frame["final_val_loss"].notna()]
+    if len(finished):
+        params = runs.read_params(suite_dir / finished.iloc[0]["run_dir"])
+        n_images = (params.get("n_train"), params.get("n_test"))
+    write_text(suite_dir / "summary.md", summary_markdown(frame, request, n_images))
+    if histories:
+        title = f"{request.suite} on {request.dataset}"
+        save_figure(plot_suite_curves(histories, [("r_loss", "reconstruction loss"), ("kl_loss", "KL loss")],
+                                      title), suite_dir / "losses.png")
+        save_figure(plot_suite_curves(histories, [("loss", "total loss")], title), suite_dir / "total_loss.png")
+    return frame
