@@ -19,7 +19,7 @@ from utils.errors import UserError
 from utils.loaders import load_dataset
 from utils.presets import SUITES
 from utils.suite import (RUNS, SUITE_ROOT, SuiteLock, SuiteRequest, check_writable, default_suite_dir, find_runs,
-                         plan, run_jobs, slot_environments)
+                         plan, plural, run_jobs, slot_environments)
 from utils.suite_report import write_report
 
 
@@ -62,7 +62,7 @@ def run_suite(suite, seeds=5, epochs=200, dataset="mnist", limit=None, jobs=1, o
         for job in todo:
             if job.action == "skip":
                 result = job.params.get("result", {})
-                progress.line(job, f"skipped (finished {result.get('epochs')} epochs, "
+                progress.line(job, f"skipped (finished {plural(result.get('epochs'), 'epoch')}, "
                                    f"val_loss {result.get('final_val_loss', float('nan')):.4g})")
         run_jobs([j for j in todo if j.action != "skip"], request, suite_dir, jobs,
                  lambda attempt: _report_attempt(progress, attempt, suite_dir), environments)
@@ -77,10 +77,11 @@ def run_suite(suite, seeds=5, epochs=200, dataset="mnist", limit=None, jobs=1, o
 def _log_plan(log, request, suite_dir, todo, jobs, environments, n_train):
     counts = {a: sum(j.action == a for j in todo) for a in ("skip", "resume", "extend", "new")}
     where = ", ".join(sorted({env.get("CUDA_VISIBLE_DEVICES", "") for env in environments} - {""}))
-    log(f"suite {request.suite}: {len(request.variants)} variants x {request.seeds} seeds = {len(todo)} runs of "
-        f"{request.epochs} epochs on {request.dataset} ({n_train} training images) in {suite_dir}")
+    log(f"suite {request.suite}: {plural(len(request.variants), 'variant')} x {plural(request.seeds, 'seed')} = "
+        f"{plural(len(todo), 'run')} of {plural(request.epochs, 'epoch')} on {request.dataset} ({n_train} training "
+        f"images) in {suite_dir}")
     log(f"{counts['skip']} finished (skipped), {counts['resume']} to resume, {counts['extend']} to extend to "
-        f"{request.epochs} epochs, {counts['new']} new; {jobs} at a time"
+        f"{plural(request.epochs, 'epoch')}, {counts['new']} new; {jobs} at a time"
         + (f" on GPU {where}" if where else " on CPU"))
 
 

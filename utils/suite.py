@@ -64,6 +64,11 @@ class SuiteRequest:
         return [(v, s) for v in self.variants for s in range(self.seeds)]
 
 
+def plural(n, word):
+    """`1 epoch`, `3 epochs`."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def default_suite_dir(request, root=SUITE_ROOT):
     """`<root>/<suite>_<dataset>[_limitN]`: other data, another folder, so runs never mix."""
     name = f"{request.suite}_{dataset_name(request.dataset)}"

@@ -12,7 +12,7 @@ from utils import runs
 from utils.atomic import write_text
 from utils.plots import TRAIN_STYLE, VAL_STYLE, save_figure
 from utils.stats import estimate, paired_difference, t975
-from utils.suite import RUNS, find_runs
+from utils.suite import RUNS, find_runs, plural
 
 METRICS = ("val_loss", "val_r_loss", "val_kl_loss")
 COLUMNS = ["variant", "seed", "status", "epochs", "final_val_loss", "best_val_loss", "best_epoch",
@@ -68,7 +68,7 @@ def _num(x, signed=False):
 
 def _ci(est):
     if est.n < 2:
-        return f"undefined ({est.n} {'seed' if est.n == 1 else 'seeds'})"
+        return f"undefined ({plural(est.n, 'seed')})"
     return f"[{_num(est.low)}, {_num(est.high)}]"
 
 
@@ -105,7 +105,7 @@ def reading(frame, request):
     """A plain-language reading of the summary, honest about what runs this short or few can show."""
     ref, notes = request.reference, []
     if request.epochs < STUDY_EPOCHS:
-        notes.append(f"These runs are {request.epochs} epoch{'s' if request.epochs > 1 else ''} long; the study "
+        notes.append(f"These runs are {plural(request.epochs, 'epoch')} long; the study "
                      f"trains {STUDY_EPOCHS}. They describe early training, and the order of the variants "
                      "can change as training goes on.")
     if request.dataset != "mnist" or request.limit:
@@ -119,6 +119,10 @@ def reading(frame, request):
         notes.append(f"With {request.seeds} seeds the 95 % intervals use t(0.975, {request.seeds - 1}) = "
                      f"{t975(request.seeds - 1):.3g}, so they are wide; an interval that includes zero means "
                      f"these runs cannot tell the variant from {ref}, not that the two are equal.")
+        comparisons = 3 * (len(request.variants) - 1)
+        if comparisons > 1:
+            notes.append(f"The paired table makes {comparisons} comparisons; at 95 % about one in 20 intervals "
+                         "excludes zero by chance alone, so one such interval among many is weak evidence.")
     for variant in request.variants:
         if variant != ref:
             notes.append(_compare(frame, variant, ref))
@@ -155,8 +159,9 @@ def summary_markdown(frame, request, n_images=None):
     ref_note = "" if request.reference == "base_lrelu" else " (base_lrelu is not in this suite, so the first variant)"
     parts = [
         f"# Suite `{request.suite}` on {request.dataset}",
-        f"Settings: {len(request.variants)} variants × {request.seeds} seeds (0–{request.seeds - 1}), "
-        f"{request.epochs} epochs{images} (`--dataset {request.dataset}{limit}`).  ",
+        f"Settings: {plural(len(request.variants), 'variant')} × {plural(request.seeds, 'seed')} "
+        f"(0–{request.seeds - 1}), {plural(request.epochs, 'epoch')}{images} "
+        f"(`--dataset {request.dataset}{limit}`).",
         f"Runs: {int(finished.sum())} of {len(frame)} finished."
         + "".join(f"\n- {r.variant} seed {r.seed}: {r.status}" for r in not_done.itertuples()),
         "Values are those of the last epoch. Mean ± sample standard deviation over seeds; 95 % CI = "
@@ -192,7 +197,11 @@ def plot_suite_curves(histories, panels, title):
                     ax.vlines(table.index, table.min(axis=1), table.max(axis=1), color=colours(i % 10),
                               alpha=2 * alpha, linewidth=6)
         ax.set(yscale="log", xlabel="epoch", ylabel=f"{label} (log scale)", title=label)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        epochs = sorted({e for seeds in histories.values() for h in seeds.values() for e in h["epoch"]})
+        if len(epochs) < 10:
+            ax.set_xticks(epochs)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles, labels = axes[0][0].get_legend_handles_labels()
     handles += [plt.Line2D([], [], color="grey", **TRAIN_STYLE), plt.Line2D([], [], color="grey", **VAL_STYLE)]
     labels += ["training (thick)", "validation (thin, light)"]
