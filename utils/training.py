@@ -6,6 +6,7 @@ one from its backup. Both end with the run's figures and `status: finished` in `
 
 import dataclasses
 import secrets
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,7 +140,8 @@ def _train(run_dir, model, data, settings):
     try:
         model.fit(data.x_train, epochs=settings.epochs, batch_size=settings.batch_size, shuffle=True,
                   validation_data=(data.x_test,), validation_batch_size=max(256, settings.batch_size),
-                  callbacks=callbacks, verbose="auto")
+                  callbacks=callbacks,
+                  verbose="auto" if sys.stdout.isatty() else 2)  # one line per epoch in log files
         best_weights = run_dir / runs.MODELS / "vae.weights.h5"
         if best_weights.is_file():
             model.load_weights(best_weights)
