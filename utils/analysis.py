@@ -4,13 +4,13 @@ encoder's means and variances, KL per latent dimension, and latent paths to deco
 import io
 import json
 from pathlib import Path
-from statistics import NormalDist
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from utils import runs
 from utils.errors import UserError
+from utils.plots import normal_quantiles
 
 
 def newest_finished_run(root):
@@ -64,7 +64,7 @@ def axis_walk(z_dim, axis, steps, origin=None):
     if not 0 <= axis < z_dim:
         raise UserError(f"AXIS must be between 0 and {z_dim - 1}; got {axis}")
     points = np.tile(np.zeros(z_dim, "float32") if origin is None else np.asarray(origin, "float32"), (steps, 1))
-    points[:, axis] = [NormalDist().inv_cdf((i + 0.5) / steps) for i in range(steps)]
+    points[:, axis] = normal_quantiles(steps)
     return points
 
 

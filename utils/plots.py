@@ -86,9 +86,14 @@ def plot_samples(images, cols=8):
     return fig
 
 
+def normal_quantiles(n):
+    """Standard-normal quantiles of the probabilities (i + 0.5) / n: never 0 or 1, so never inf."""
+    return np.array([NormalDist().inv_cdf((i + 0.5) / n) for i in range(n)], dtype="float32")
+
+
 def manifold_points(n=20):
-    """n x n latent points at standard-normal quantiles of (i + 0.5) / n: never 0 or 1, so never inf."""
-    q = np.array([NormalDist().inv_cdf((i + 0.5) / n) for i in range(n)], dtype="float32")
+    """n x n latent points on the grid of `normal_quantiles(n)`."""
+    q = normal_quantiles(n)
     zx, zy = np.meshgrid(q, q[::-1])  # top row = high z[1], as on a plot
     return np.c_[zx.ravel(), zy.ravel()]
 

@@ -18,6 +18,7 @@ from models.VAE import VAEConfig, VariationalAutoencoder
 from utils import callbacks as cb
 from utils import runs
 from utils.atomic import write_json
+from utils.analysis import latent_moments
 from utils.errors import UserError
 from utils.loaders import load_dataset
 from utils.plots import (manifold_points, plot_latent_space, plot_losses, plot_manifold,
@@ -190,8 +191,7 @@ def run_result(run_dir):
 
 def encode_means(encoder, images, batch_size=1000):
     """Latent means of `images`, in eager batches (no predict-function tracing at the end of a run)."""
-    return np.concatenate([keras.ops.convert_to_numpy(encoder(images[i:i + batch_size], training=False)[0])
-                           for i in range(0, len(images), batch_size)])
+    return latent_moments(encoder, images, batch_size)[0]
 
 
 def decode(decoder, z):
