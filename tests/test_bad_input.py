@@ -48,11 +48,12 @@ def test_bad_input_is_one_clear_line(script, args, words, tmp_path, trained_run)
     args = [trained_run / "models" / "encoder.h5" if a == "ENCODER" else a(tmp_path) if callable(a) else a
             for a in args]
     root = tmp_path / "runs"
-    extra = ["--run-root", root, "--epochs", "1"] if script == "train_vae.py" and "--resume" not in args else []
-    if "--epochs" in args:
-        extra = ["--run-root", root]
-    result = run_script(script, *args, *extra, "--out", tmp_path / "o.png") if script == "generate.py" \
-        else run_script(script, *args, *extra)
+    extra = []  # keep any run a bad input wrongly started short, and inside tmp_path
+    if script == "train_vae.py" and "--resume" not in args:
+        extra = ["--run-root", root] + ([] if "--epochs" in args else ["--epochs", "1"])
+    elif script == "generate.py":
+        extra = ["--out", tmp_path / "o.png"]
+    result = run_script(script, *args, *extra)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert words in last_line(result.stderr), result.stderr[-1500:]
