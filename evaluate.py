@@ -1,4 +1,5 @@
-"""Score a finished run in nats: the test-set ELBO and the importance-sampled NLL (Bernoulli pixels).
+"""Score a finished run: pixel MSE of reconstructions (every family) and, for a VAE, the test-set ELBO,
+the importance-sampled NLL in nats, active units and KL per latent dimension.
 
     python evaluate.py run/vae/0001_mnist_gelu_both --samples 100 [--binarize] [--limit N]
 
@@ -7,7 +8,6 @@ Results are added to the run folder's `eval.json`, one entry per setting, and pr
 
 import os
 import sys
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -15,41 +15,65 @@ from utils import cli  # noqa: E402
 from utils.errors import UserError  # noqa: E402
 
 
+def eval_key(samples, binarize, n_test):
+    """The `eval.json` entry of one setting."""
+    return f"k{samples}{'_binarized' if binarize else ''}_n{n_test}"
+
+
 def evaluate_run(run_dir, samples=100, binarize=False, limit=None):
-    """Likelihood figures of a run's saved models on its dataset's test images; updates `eval.json`."""
+    """Figures of a run's saved models on its dataset's test images; updates `eval.json`.
+    Returns (key, figures)."""
     import json
+    import time
+    from pathlib import Path
 
     import keras
 
     import models  # noqa: F401  (registers the encoder's Sampling layer)
-    from utils import runs
+    from utils import metrics, runs
     from utils.atomic import write_json
-    from utils.loaders import load_dataset
-    from utils.metrics import likelihood_figures
+    from utils.training import TrainSettings, load_data
 
-    run_dir = Path(run_dir)
     params = runs.read_params(run_dir)
-    folder = run_dir / runs.MODELS
-    if not (folder / "encoder.h5").is_file() or not (folder / "decoder.h5").is_file():
+    config = runs.model_config(params)
+    paths = [runs.model_file(run_dir, name) for name in (runs.ENCODER, runs.DECODER)]
+    if not all(p.is_file() for p in paths):
         raise UserError(f"{run_dir} has no saved models yet (no epoch has finished); train or --resume it first")
-    encoder = keras.models.load_model(folder / "encoder.h5", compile=False)
-    decoder = keras.models.load_model(folder / "decoder.h5", compile=False)
-    data = load_dataset(params["training"]["dataset"], params["training"].get("limit"))
+    start = time.perf_counter()
+    encoder, decoder = (keras.models.load_model(p, compile=False) for p in paths)
+    data = load_data(TrainSettings(**params["training"]))
     x_test = data.x_test[:limit] if limit else data.x_test
-    figures = likelihood_figures(encoder, decoder, x_test, samples=samples, binarize=binarize)
-    key = f"bernoulli{'_binarized' if binarize else ''}_k{samples}_n{len(x_test)}"
-    path = run_dir / "eval.json"
+    if binarize:
+        x_test = (x_test > 0.5).astype("float32")
+    figures = {"family": config.family, "pixel_mse": metrics.reconstruction_mse(encoder, decoder, x_test)}
+    if config.family == "vae":
+        kind = metrics.scoring_likelihood(config.objective.loss)
+        figures.update(likelihood=kind, **metrics.likelihood_figures(
+            encoder, decoder, x_test, samples=samples, kind=kind, sigma=config.objective.sigma))
+        figures.update(metrics.latent_figures(encoder, x_test))
+    figures.update(samples=samples, binarize=binarize, n_test=len(x_test), seconds=time.perf_counter() - start,
+                   time=runs.now())
+    key = eval_key(samples, binarize, len(x_test))
+    path = Path(run_dir) / runs.EVAL
     results = json.loads(path.read_text()) if path.is_file() else {}
-    results[key] = {**figures, "samples": samples, "binarize": binarize, "n_test": len(x_test),
-                    "time": runs.now()}
+    results[key] = figures
     write_json(path, results)
     return key, figures
+
+
+def describe(key, figures):
+    """One line of figures."""
+    text = f"{key}: pixel MSE {figures['pixel_mse']:.5f}"
+    if "nll" in figures:
+        text += (f", ELBO {figures['elbo']:.2f} nats, NLL {figures['nll']:.2f} nats ({figures['likelihood']}, "
+                 f"importance-sampled, {figures['samples']} samples), {figures['active_units']} active units")
+    return text
 
 
 def main(argv=None):
     """Parse the flags, evaluate and print one line of figures."""
     p = cli.OneLineParser(description=__doc__.split("\n")[0])
-    p.add_argument("run_dir", help="a run folder made by train_vae.py")
+    p.add_argument("run_dir", help="a run folder made by train.py or train_vae.py")
     p.add_argument("--samples", type=cli.positive_int, default=100, help="importance samples per image (default 100)")
     p.add_argument("--binarize", action="store_true", help="threshold test images at 0.5 first")
     p.add_argument("--limit", type=cli.positive_int, help="only the first N test images")
@@ -58,8 +82,7 @@ def main(argv=None):
         key, figures = evaluate_run(args.run_dir, args.samples, args.binarize, args.limit)
     except UserError as e:
         cli.fail(str(e))
-    print(f"{key}: ELBO {figures['elbo']:.2f} nats, NLL {figures['nll']:.2f} nats "
-          f"(importance-sampled, {args.samples} samples)")
+    print(describe(key, figures))
     return 0
 
 

@@ -21,6 +21,7 @@ from utils.presets import SUITES
 from utils.suite import (RUNS, SUITE_ROOT, SuiteLock, SuiteRequest, check_writable, default_suite_dir, find_runs,
                          plan, plural, run_jobs, slot_environments)
 from utils.suite_report import write_report
+from utils.suite_scoring import score_runs
 
 
 @dataclass
@@ -38,16 +39,19 @@ class SuiteResult:
 
 
 def run_suite(suite, seeds=5, epochs=200, dataset="mnist", limit=None, jobs=1, out=None, variants=(),
-              log=print, root=SUITE_ROOT):
+              log=print, root=SUITE_ROOT, eval_samples=100):
     """Train (or finish) every (variant, seed) of `suite` and write its summary; returns a `SuiteResult`.
 
     The suite folder is `out`, or a folder named after the settings under `root`. Bad input raises
-    `UserError` before anything is created. `log` receives one line per event.
+    `UserError` before anything is created. `log` receives one line per event. Finished runs are then
+    scored on their test images with `evaluate.py` (`eval_samples` importance samples; 0: not scored).
     """
     start = time.perf_counter()
     request = SuiteRequest(suite, seeds, epochs, dataset, limit, tuple(variants))
     if not isinstance(jobs, int) or jobs < 1:
         raise UserError(f"--jobs must be a positive integer; got {jobs}")
+    if not isinstance(eval_samples, int) or eval_samples < 0:
+        raise UserError(f"--eval-samples must be an integer >= 0; got {eval_samples}")
     suite_dir = Path(out) if out else default_suite_dir(request, root)
     check_writable(suite_dir)
     # Loading here checks the dataset once with the loader's own message (and downloads it once, not
@@ -66,6 +70,8 @@ def run_suite(suite, seeds=5, epochs=200, dataset="mnist", limit=None, jobs=1, o
                                    f"val_loss {result.get('final_val_loss', float('nan')):.4g})")
         run_jobs([j for j in todo if j.action != "skip"], request, suite_dir, jobs,
                  lambda attempt: _report_attempt(progress, attempt, suite_dir), environments)
+        if eval_samples:
+            score_runs(suite_dir / RUNS, request.keys(), eval_samples, log)
         summary = write_report(request, suite_dir)
     failed = [f"{r.variant} seed {r.seed}" for r in summary.itertuples() if r.status != "finished"]
     seconds = time.perf_counter() - start
@@ -122,6 +128,8 @@ def build_parser():
                                                        "(default 1)")
     p.add_argument("--out", help="suite folder (default run/experiments/<suite>_<dataset>[_limitN])")
     p.add_argument("--variants", help="comma-separated subset of the suite's variants (default: all of them)")
+    p.add_argument("--eval-samples", type=int, default=100, help="importance samples per test image when scoring "
+                                                                 "the finished runs (default 100; 0: no scoring)")
     return p
 
 
@@ -131,7 +139,7 @@ def main(argv=None):
     variants = tuple(v.strip() for v in args.variants.split(",") if v.strip()) if args.variants else ()
     try:
         result = run_suite(args.suite, args.seeds, args.epochs, args.dataset, args.limit, args.jobs, args.out,
-                           variants, log=lambda line: print(line, flush=True))
+                           variants, log=lambda line: print(line, flush=True), eval_samples=args.eval_samples)
     except UserError as e:
         cli.fail(str(e))
     except KeyboardInterrupt:

@@ -1,15 +1,16 @@
-"""Activation layers by name: where `--act lrelu|gelu|relu|elu|silu` is decided.
+"""Activation layers by name: where `--act lrelu|gelu|relu|elu|silu|tanh|sigmoid` is decided.
 
 GELU is the exact erf form. For training it runs as `FusedGELU`, whose forward pass is one
 XLA-compiled program that also writes the derivative, so its backward pass is a single multiply;
-saved `.h5` models get Keras's stock `Activation("gelu")` instead, so they load in plain Keras.
+saved `.h5` models get Keras's stock `Activation("gelu")` instead (`models.layers.stock_clone`), so
+they load in plain Keras.
 """
 
 import keras
 import tensorflow as tf
 from keras import layers
 
-ACTIVATIONS = ("lrelu", "gelu", "relu", "elu", "silu")
+ACTIVATIONS = ("lrelu", "gelu", "relu", "elu", "silu", "tanh", "sigmoid")
 LRELU_SLOPE = 0.3  # the LeakyReLU layer's default in Keras 2 and 3, named so nobody has to guess
 
 _SQRT_HALF = 0.7071067811865476
@@ -63,12 +64,12 @@ class FusedGELU(layers.Layer):
         return input_shape
 
 
-def activation_layer(act, name, for_export=False):
-    """The layer for activation `act`; `for_export` avoids custom layers so files load in plain Keras."""
+def activation_layer(act, name):
+    """The layer for activation `act` (LeakyReLU with the study's slope, the fused exact GELU, or Keras's)."""
     if act not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
     if act == "lrelu":
         return layers.LeakyReLU(negative_slope=LRELU_SLOPE, name=name)
-    if act == "gelu" and not for_export:
+    if act == "gelu":
         return FusedGELU(name=name)
-    return layers.Activation(act, name=name)  # "gelu" here is Keras's exact form (approximate=False)
+    return layers.Activation(act, name=name)

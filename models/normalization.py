@@ -33,10 +33,10 @@ class FusedBatchNormalization(layers.BatchNormalization):
         return y
 
 
-def normalization_layer(norm, name, for_export=False):
-    """The layer for `norm` ("batch" or "layer"); `for_export` keeps to stock Keras layers."""
+def normalization_layer(norm, name):
+    """The layer for `norm` ("batch" or "layer"); exports swap the fused one for the stock layer."""
     if norm == "batch":
-        return layers.BatchNormalization(name=name) if for_export else FusedBatchNormalization(name=name)
+        return FusedBatchNormalization(name=name)
     if norm == "layer":
         return layers.LayerNormalization(name=name)
     raise ValueError(f"norm must be batch or layer here; got {norm!r}")

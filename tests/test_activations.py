@@ -81,9 +81,12 @@ def test_layer_keeps_shape_and_low_precision_dtype():
 
 def test_activation_layers_by_name():
     assert isinstance(activation_layer("gelu", "a"), FusedGELU)
-    exported = activation_layer("gelu", "a", for_export=True)
+    from models.layers import stock_clone
+
+    exported = stock_clone(activation_layer("gelu", "a"))
     assert type(exported) is keras.layers.Activation and exported.get_config()["activation"] == "gelu"
     lrelu = activation_layer("lrelu", "a")
     assert isinstance(lrelu, keras.layers.LeakyReLU) and lrelu.negative_slope == pytest.approx(LRELU_SLOPE)
     with pytest.raises(ValueError, match="activation must be one of"):
         activation_layer("swish", "a")
+    assert activation_layer("tanh", "a").get_config()["activation"] == "tanh"

@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 
 from models.activations import ACTIVATIONS, LRELU_SLOPE
-from models.VAE import VAEConfig, VariationalAutoencoder, build_decoder, build_encoder
+from models import VariationalAutoencoder, model_config
+from models.architectures import ConvArchitecture
 
 OPTIONS = list(itertools.product(ACTIVATIONS, ("none", "batch", "layer"), ("before", "after"), (0.0, 0.25)))
 
 
 @pytest.mark.parametrize("act,norm,norm_pos,dropout", OPTIONS)
 def test_shapes_for_every_option(act, norm, norm_pos, dropout):
-    config = VAEConfig(encoder_act=act, decoder_act="lrelu" if act == "gelu" else act, norm=norm,
+    config = model_config(encoder_act=act, decoder_act="lrelu" if act == "gelu" else act, norm=norm,
                        norm_pos=norm_pos, dropout=dropout, z_dim=3)
     model = VariationalAutoencoder(config)
     x = np.random.default_rng(0).random((4, 28, 28, 1), dtype="float32")
@@ -30,10 +31,10 @@ def test_shapes_for_every_option(act, norm, norm_pos, dropout):
 
 
 def test_colour_images_and_the_study_architecture():
-    rgb = VAEConfig().for_images((32, 32, 3))
+    rgb = model_config().for_images((32, 32, 3))
     model = VariationalAutoencoder(rgb)
     assert model(np.zeros((2, 32, 32, 3), "float32")).shape == (2, 32, 32, 3)
-    base = VariationalAutoencoder(VAEConfig())
+    base = VariationalAutoencoder(model_config())
     convs = [layer for layer in base.encoder.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [c.filters for c in convs] == [32, 64, 64, 64] and [c.strides[0] for c in convs] == [1, 2, 2, 1]
     assert [layer.output.shape[1] for layer in convs] == [28, 14, 14 // 2, 7]
@@ -43,11 +44,13 @@ def test_colour_images_and_the_study_architecture():
 
 def test_bad_configs_are_refused_with_the_setting_named():
     with pytest.raises(ValueError, match="z_dim"):
-        VAEConfig(z_dim=0)
+        model_config(z_dim=0)
     with pytest.raises(ValueError, match="encoder_act"):
-        VAEConfig(encoder_act="tanh")
+        model_config(encoder_act="softsign")
     with pytest.raises(ValueError, match="decoder produces"):
-        build_decoder(VAEConfig(input_shape=(30, 30, 1)))
+        ConvArchitecture(input_shape=(30, 30, 1)).decoder()
+    with pytest.raises(ValueError, match="noise: not a setting of a conv vae"):
+        model_config(noise="gaussian:0.3")
 
 
 def _hand_losses(x, x_hat, mu, log_var, r_loss_factor):
@@ -60,13 +63,14 @@ def _hand_losses(x, x_hat, mu, log_var, r_loss_factor):
 @pytest.mark.parametrize("loss", ["mse", "rmse", "bce"])
 def test_loss_terms_match_a_hand_computation(loss):
     """Per-sample losses of a real forward pass, recomputed in NumPy from the same mu, log_var, z."""
-    model = VariationalAutoencoder(VAEConfig(loss=loss, r_loss_factor=1000.0, z_dim=2))
+    model = VariationalAutoencoder(model_config(loss=loss, r_loss_factor=1000.0, z_dim=2))
     x = np.random.default_rng(1).random((3, 28, 28, 1)).astype("float32")
     seed_state = model.encoder.get_layer("z").seed_generator.state
     start = np.asarray(seed_state)
     mu, log_var, z = (np.asarray(t) for t in model.encoder(x))
     seed_state.assign(start)  # the same eps again inside per_sample_losses
-    total, r_loss, kl_loss = (np.asarray(t) for t in model.per_sample_losses(x))
+    total, terms = model.per_sample_losses(x)
+    total, r_loss, kl_loss = np.asarray(total), np.asarray(terms["r_loss"]), np.asarray(terms["kl_loss"])
     x_hat = np.asarray(model.decoder(z))
     expected_r, expected_kl = _hand_losses(x, x_hat, mu, log_var, 1000.0)
     np.testing.assert_allclose(r_loss, expected_r[loss], rtol=2e-5)
@@ -75,14 +79,14 @@ def test_loss_terms_match_a_hand_computation(loss):
 
 
 def test_beta_weights_kl_in_the_total():
-    model = VariationalAutoencoder(VAEConfig(beta=0.0))
-    total, r_loss, kl_loss = model.per_sample_losses(np.full((2, 28, 28, 1), 0.5, "float32"))
-    np.testing.assert_allclose(total, r_loss)
+    model = VariationalAutoencoder(model_config(beta=0.0))
+    total, terms = model.per_sample_losses(np.full((2, 28, 28, 1), 0.5, "float32"))
+    np.testing.assert_allclose(total, terms["r_loss"])
 
 
 def test_validation_loss_is_a_mean_over_every_image():
     """The Mean trackers weight a short last batch by its size: evaluate() equals the per-image mean."""
-    model = VariationalAutoencoder(VAEConfig(dropout=0.25))
+    model = VariationalAutoencoder(model_config(dropout=0.25))
     model.compile(optimizer="adam", jit_compile=False)
     x = np.random.default_rng(2).random((70, 28, 28, 1)).astype("float32")
     kl_only = model.evaluate(x, batch_size=32, return_dict=True, verbose=0)["kl_loss"]
@@ -91,8 +95,8 @@ def test_validation_loss_is_a_mean_over_every_image():
 
 
 def test_config_and_weights_round_trip(tmp_path):
-    config = VAEConfig(encoder_act="gelu", norm="batch", norm_pos="before", dropout=0.1, z_dim=4)
-    assert VAEConfig.from_dict(config.to_dict()) == config
+    config = model_config(encoder_act="gelu", norm="batch", norm_pos="before", dropout=0.1, z_dim=4)
+    assert type(config).from_dict(config.to_dict()) == config
     model = VariationalAutoencoder(config)
     model.build_all()
     model.save_weights(tmp_path / "m.weights.h5")
@@ -104,13 +108,13 @@ def test_config_and_weights_round_trip(tmp_path):
 
 
 def test_exported_models_use_stock_layers_and_the_same_weights():
-    model = VariationalAutoencoder(VAEConfig(encoder_act="gelu", decoder_act="gelu"))
+    model = VariationalAutoencoder(model_config(encoder_act="gelu", decoder_act="gelu"))
     encoder, decoder = model.export_models()
     assert all(type(layer).__module__.startswith("keras") for layer in decoder.layers)
     assert decoder.get_layer("decoder_act_0").get_config()["activation"] == "gelu"
     z = np.random.default_rng(4).standard_normal((8, 2)).astype("float32")
     np.testing.assert_allclose(decoder(z), model.decoder(z), atol=1e-5)
-    assert len(build_encoder(model.config).weights) == len(encoder.weights)
+    assert len(model.encoder.weights) == len(encoder.weights)
 
 
 def test_fused_batch_norm_trains_like_keras_batch_norm():
@@ -129,7 +133,7 @@ def test_fused_batch_norm_trains_like_keras_batch_norm():
 
 
 def test_first_non_finite_step_is_recorded_inside_the_compiled_step():
-    model = VariationalAutoencoder(VAEConfig())
+    model = VariationalAutoencoder(model_config())
     model.compile(optimizer="adam", jit_compile=False, steps_per_execution=4)
     x = np.random.default_rng(6).random((32, 28, 28, 1)).astype("float32")
     x[20] = np.nan  # the third batch of 8

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from conftest import REPO, TINY, last_line, run_script
-from utils.callbacks import HISTORY_COLUMNS
+from utils.callbacks import history_columns
 
 VIZ = ["latent_space.png", "reconstructions.png", "samples.png", "manifold.png", "losses.png"]
 
@@ -25,16 +25,17 @@ def test_loss_falls(trained_run):
 def test_run_folder_contents(trained_run):
     assert trained_run.name == "0001_fashion_mnist_gelu_both"
     history = pd.read_csv(trained_run / "training.csv")
-    assert list(history.columns) == HISTORY_COLUMNS
+    assert list(history.columns) == history_columns(("r_loss", "kl_loss"))
     assert (history["lr"] == 0.0005).all() and (history["train_seconds"] > 0).all()
     params = json.loads((trained_run / "params.json").read_text())
     assert params["status"] == "finished"
-    assert params["model"]["encoder_act"] == params["model"]["decoder_act"] == "gelu"
+    assert params["model"]["architecture"]["encoder_act"] == params["model"]["architecture"]["decoder_act"] == "gelu"
+    assert params["loss_formula"] == "1000 × pixel MSE + KL"
     assert params["training"]["seed"] == 1 and params["training"]["epochs"] == 2
     assert {"python", "tensorflow", "keras", "numpy"} <= set(params["versions"])
     assert "git_commit" in params
     assert params["result"]["best_val_loss"] == history["val_loss"].min()
-    for name in ("encoder.h5", "decoder.h5", "vae.weights.h5"):
+    for name in ("encoder.h5", "decoder.h5", "model.weights.h5"):
         assert (trained_run / "models" / name).stat().st_size > 10_000
     for name in VIZ:
         image = matplotlib.image.imread(trained_run / "viz" / name)

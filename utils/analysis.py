@@ -1,9 +1,13 @@
-"""Looking inside one trained run, for the analysis and generation notebooks: finding a run, the
-encoder's means and variances, KL per latent dimension, and latent paths to decode."""
+"""Looking inside one trained model, for the run's figures, generate.py and the notebooks: finding a
+run, encoding (means for a VAE, codes for an AE), decoding, the Gaussian an AE's codes are sampled
+from, KL per latent dimension, and latent paths to decode. Works on training models and on the
+exported `encoder.h5`/`decoder.h5` alike."""
 
 import io
 import json
 from pathlib import Path
+
+import keras
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -28,14 +32,54 @@ def newest_finished_run(root):
     return max(finished)[2]
 
 
-def latent_moments(encoder, images, batch_size=1000):
-    """The encoder's (mu, log_var) for `images`, in eager batches, as NumPy arrays."""
-    mus, log_vars = [], []
+def _encoded(encoder, images, batch_size):
+    """The encoder's outputs for `images` in eager batches (no predict-function tracing), as a list of
+    NumPy arrays: [mu, log_var, z] for a VAE, [code] for an AE."""
+    parts = []
     for i in range(0, len(images), batch_size):
-        mu, log_var = encoder(images[i:i + batch_size], training=False)[:2]
-        mus.append(np.asarray(mu))
-        log_vars.append(np.asarray(log_var))
-    return np.concatenate(mus), np.concatenate(log_vars)
+        outputs = encoder(np.asarray(images[i:i + batch_size], dtype="float32"), training=False)
+        parts.append([np.asarray(o, dtype="float32") for o in (outputs if isinstance(outputs, (list, tuple))
+                                                              else [outputs])])
+    return [np.concatenate(column) for column in zip(*parts)]
+
+
+def latent_means(encoder, images, batch_size=1000):
+    """Where `images` sit in latent space: a VAE's posterior means, an AE's codes."""
+    return _encoded(encoder, images, batch_size)[0]
+
+
+def latent_moments(encoder, images, batch_size=1000):
+    """A VAE encoder's (mu, log_var) for `images`, as NumPy arrays."""
+    outputs = _encoded(encoder, images, batch_size)
+    if len(outputs) < 2:
+        raise UserError("this encoder gives codes, not Gaussian posteriors: an autoencoder has no log-variance")
+    return outputs[0], outputs[1]
+
+
+def decode(decoder, z):
+    """Images (the means, for a decoder that also outputs a variance) decoded from latent points."""
+    outputs = decoder(np.asarray(z, dtype="float32"), training=False)
+    mean = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+    return keras.ops.convert_to_numpy(mean).astype("float32")
+
+
+def fit_code_gaussian(codes):
+    """{"mean", "cov"}: the Gaussian fitted to an autoencoder's codes, since an AE has no prior."""
+    codes = np.asarray(codes, dtype="float64")
+    cov = np.atleast_2d(np.cov(codes, rowvar=False))
+    return {"mean": codes.mean(axis=0).tolist(), "cov": cov.tolist()}
+
+
+def sample_latents(n, z_dim, rng, gaussian=None):
+    """`n` latent points from N(0, I) (a VAE's prior) or from a fitted `gaussian` (an AE's codes)."""
+    if gaussian is None:
+        return rng.standard_normal((n, z_dim)).astype("float32")
+    return rng.multivariate_normal(gaussian["mean"], gaussian["cov"], size=n, method="eigh").astype("float32")
+
+
+def active_units(mu, threshold=0.01):
+    """Latent dimensions whose posterior mean varies across images (variance > `threshold`)."""
+    return int(np.sum(np.var(mu, axis=0) > threshold))
 
 
 def kl_per_dimension(mu, log_var):

@@ -1,5 +1,6 @@
-"""Keras callbacks for a run folder: epoch timing, the loss CSV, best models, beta warm-up,
-backups for --resume, the non-finite-loss stop and periodic figures."""
+"""Keras callbacks for a run folder: epoch timing, the loss CSV, best models, the model's per-epoch
+schedule (e.g. a KL warm-up), backups for --resume, the non-finite-loss stop and periodic figures.
+None of them knows the model's family: loss columns come from the model's own loss terms."""
 
 import contextlib
 import json
@@ -15,8 +16,12 @@ import pandas as pd
 from utils import runs
 from utils.atomic import atomic_path, write_json, write_text
 
-HISTORY_COLUMNS = ["epoch", "loss", "r_loss", "kl_loss", "val_loss", "val_r_loss", "val_kl_loss",
-                   "lr", "train_seconds"]
+
+
+def history_columns(term_names):
+    """The columns of `training.csv` for a model with these loss terms, e.g. ("r_loss", "kl_loss")."""
+    names = ["loss", *term_names]
+    return ["epoch", *names, *(f"val_{n}" for n in names), "lr", "train_seconds"]
 
 
 class NonFiniteLoss(Exception):
@@ -86,7 +91,8 @@ class HistoryCSV(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
         frame = pd.DataFrame(self.rows)
-        columns = [c for c in HISTORY_COLUMNS if c in frame] + [c for c in frame if c not in HISTORY_COLUMNS]
+        order = history_columns(self.model.term_names())
+        columns = [c for c in order if c in frame] + [c for c in frame if c not in order]
         write_text(self.path, frame[columns].to_csv(index=False))
 
 
@@ -94,12 +100,12 @@ def read_history(path):
     """A run's `training.csv` as a DataFrame (empty if there is none yet)."""
     path = Path(path)
     if not path.is_file():
-        return pd.DataFrame(columns=HISTORY_COLUMNS)
+        return pd.DataFrame(columns=["epoch", "loss", "val_loss"])
     return pd.read_csv(path)
 
 
 class BestModels(keras.callbacks.Callback):
-    """Keep `models/` (encoder.h5, decoder.h5, vae.weights.h5) at the epoch of lowest val_loss.
+    """Keep `models/` (encoder.h5, decoder.h5, the model's weights) at the epoch of lowest val_loss.
 
     The best value so far comes from `training.csv`, so it survives a resume.
     """
@@ -116,21 +122,20 @@ class BestModels(keras.callbacks.Callback):
         val_loss = float(logs.get("val_loss", math.nan))
         if val_loss < self.best:
             self.best = val_loss
-            save_models(self.model, self.run_dir / runs.MODELS)
+            save_models(self.model, self.run_dir)
 
 
-def save_models(model, folder):
-    """Write encoder.h5 and decoder.h5 (stock layers) and vae.weights.h5: all three to temporary
-    files first, then renamed into place, so a failed save leaves the previous set untouched."""
+def save_models(model, run_dir):
+    """Write the encoder and decoder `.h5` files (stock layers) and the model's weights: all three to
+    temporary files first, then renamed into place, so a failed save leaves the previous set untouched."""
     encoder, decoder = model.export_models()
-    folder = Path(folder)
     with contextlib.ExitStack() as stack:
-        tmp = {name: stack.enter_context(atomic_path(folder / name))
-               for name in ("vae.weights.h5", "decoder.h5", "encoder.h5")}
+        tmp = {name: stack.enter_context(atomic_path(Path(run_dir) / runs.MODELS / name))
+               for name in (runs.WEIGHTS, runs.DECODER, runs.ENCODER)}
         with _quiet_absl():  # Keras warns that .h5 is a legacy format; .h5 is what this project promises
-            encoder.save(tmp["encoder.h5"])
-            decoder.save(tmp["decoder.h5"])
-        model.save_weights(tmp["vae.weights.h5"])
+            encoder.save(tmp[runs.ENCODER])
+            decoder.save(tmp[runs.DECODER])
+        model.save_weights(tmp[runs.WEIGHTS])
 
 
 @contextlib.contextmanager
@@ -143,15 +148,12 @@ def _quiet_absl():
         absl.logging.set_verbosity(verbosity)
 
 
-class BetaWarmup(keras.callbacks.Callback):
-    """Raise the KL weight linearly: beta * min(1, epoch / warmup_epochs), epochs counted from 0."""
-
-    def __init__(self, beta, warmup_epochs):
-        super().__init__()
-        self.beta, self.warmup_epochs = beta, warmup_epochs
+class EpochSchedule(keras.callbacks.Callback):
+    """Tell the model which epoch (from 0) of how many is about to start: `model.on_epoch_start`.
+    Derived from the epoch alone, so a resumed run continues a warm-up where it was."""
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.model.kl_beta.assign(self.beta * min(1.0, epoch / self.warmup_epochs))
+        self.model.on_epoch_start(epoch, self.params["epochs"])
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -185,4 +187,4 @@ class PeriodicFigures(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every == 0:
-            self.draw()
+            self.draw(epoch + 1)

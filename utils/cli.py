@@ -31,6 +31,17 @@ non_negative_float = _number(float, lambda v: v >= 0, "a number >= 0")
 dropout_rate = _number(float, lambda v: 0 <= v < 1, "a rate in [0, 1)")
 
 
+def int_list(text):
+    """`420,210,105` -> [420, 210, 105], each a positive integer."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"must be comma-separated positive integers, got {text!r}")
+    return values
+
+
 def fail(message, code=1):
     """Print `message` as one line on stderr and exit with `code`."""
     print(f"{sys.argv[0].rsplit('/', 1)[-1]}: error: {message}", file=sys.stderr, flush=True)

@@ -1,4 +1,5 @@
-"""The run's figures: latent scatter, reconstructions, samples, 2-D manifold, loss curves.
+"""The run's figures: latent scatter, reconstructions, samples, 2-D manifold, loss curves, and the
+autoencoder families' denoising figure and code histogram.
 
 Each `plot_*` returns a matplotlib Figure; `save_figure` writes one atomically and closes it.
 """
@@ -52,8 +53,9 @@ def principal_components(points, k=2):
     return centred @ vt[:k].T
 
 
-def plot_latent_space(mu, labels=None):
-    """Scatter of the encoder means (not sampled z, so the picture is the same every call)."""
+def plot_latent_space(mu, labels=None, class_names=None):
+    """Scatter of the encoder means (not sampled z, so the picture is the same every call), coloured
+    by label, with a legend of `class_names` when the dataset has them."""
     fig, ax = plt.subplots(figsize=(7, 6))
     if mu.shape[1] == 1:
         y = labels if labels is not None else np.zeros(len(mu))
@@ -64,7 +66,11 @@ def plot_latent_space(mu, labels=None):
         xy, names = principal_components(mu), ("principal component 1", "principal component 2")
     scatter = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10" if labels is not None else None,
                          s=3, alpha=0.7)
-    if labels is not None:
+    if labels is not None and class_names is not None and len(class_names) <= 20:
+        handles, _ = scatter.legend_elements(num=list(np.unique(labels)))
+        names = [class_names[int(i)] if int(i) < len(class_names) else str(i) for i in np.unique(labels)]
+        ax.legend(handles, names, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+    elif labels is not None:
         fig.colorbar(scatter, ax=ax, label="label")
     ax.set(xlabel=names[0], ylabel=names[1], title=f"Latent means of {len(mu)} test images")
     return fig
@@ -91,31 +97,68 @@ def normal_quantiles(n):
     return np.array([NormalDist().inv_cdf((i + 0.5) / n) for i in range(n)], dtype="float32")
 
 
-def manifold_points(n=20):
-    """n x n latent points on the grid of `normal_quantiles(n)`."""
+def manifold_points(n=20, center=(0.0, 0.0), scale=(1.0, 1.0)):
+    """n x n 2-D latent points at `center + scale * normal_quantiles(n)` on each axis (N(0, 1) by
+    default: a VAE's prior; an AE passes its codes' mean and standard deviations)."""
     q = normal_quantiles(n)
-    zx, zy = np.meshgrid(q, q[::-1])  # top row = high z[1], as on a plot
-    return np.c_[zx.ravel(), zy.ravel()]
+    zx, zy = np.meshgrid(center[0] + scale[0] * q, center[1] + scale[1] * q[::-1])  # top row = high z[1]
+    return np.c_[zx.ravel(), zy.ravel()].astype("float32")
 
 
 def plot_manifold(images, n=20):
     """The decoded 2-D latent grid of `manifold_points(n)`."""
     fig, ax = plt.subplots(figsize=(8, 8))
     show_images(ax, images, cols=n)
-    ax.set_title(f"decoded {n}x{n} grid at N(0, 1) quantiles")
+    ax.set_title(f"decoded {n}x{n} grid at normal quantiles")
     return fig
 
 
+def loss_terms(history):
+    """The loss terms a `training.csv` logs (r_loss, kl_loss, sparsity_loss, ...), in its order."""
+    return [c for c in history.columns
+            if c not in ("epoch", "loss", "lr", "train_seconds") and not c.startswith("val_")]
+
+
 def plot_losses(history, title=None):
-    """The study's figure: log reconstruction loss (left), log KL loss (right); train thick, val thin."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, key, label in ((axes[0], "r_loss", "reconstruction loss"), (axes[1], "kl_loss", "KL loss")):
+    """One panel per loss term (the study's figure for a VAE: log reconstruction loss left, log KL
+    loss right); training thick, validation thin. Log scale where the values are positive."""
+    terms = loss_terms(history) or ["loss"]
+    fig, axes = plt.subplots(1, len(terms), figsize=(5.5 * len(terms), 4), squeeze=False)
+    for ax, key in zip(axes[0], terms):
         line, = ax.plot(history["epoch"], history[key], label="train", **TRAIN_STYLE)
         if f"val_{key}" in history:
             ax.plot(history["epoch"], history[f"val_{key}"], color=line.get_color(), label="validation",
                     **VAL_STYLE)
-        ax.set(yscale="log", xlabel="epoch", ylabel=f"{label} (log scale)")
+        positive = bool((history[key] > 0).all())
+        ax.set(yscale="log" if positive else "linear", xlabel="epoch",
+               ylabel=f"{TERM_LABELS.get(key, key)}{' (log scale)' if positive else ''}")
         ax.legend()
     if title:
         fig.suptitle(title)
+    return fig
+
+
+TERM_LABELS = {"r_loss": "reconstruction loss", "kl_loss": "KL loss", "sparsity_loss": "sparsity penalty",
+               "l2_loss": "decoder L2 penalty", "loss": "loss"}
+
+
+def plot_denoising(noisy, outputs, clean):
+    """A denoising autoencoder at work: noisy inputs (top), its outputs (middle), the clean images (bottom)."""
+    n = len(clean)
+    fig, ax = plt.subplots(figsize=(1.1 * n, 3.6))
+    show_images(ax, np.concatenate([noisy, outputs, clean]), cols=n)
+    ax.set_title("noisy input (top), output (middle), clean image (bottom)")
+    return fig
+
+
+def plot_code_histogram(codes):
+    """Sparse codes: a histogram of all activations (left) and each unit's mean activation (right)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    left.hist(codes.ravel(), bins=50, log=True)
+    left.set(xlabel="activation", ylabel="count (log scale)",
+             title=f"{codes.shape[1]} code units over {len(codes)} images")
+    means = np.sort(codes.mean(axis=0))[::-1]
+    right.bar(np.arange(len(means)), means, width=1.0)
+    right.set(xlabel="unit (sorted)", ylabel="mean activation",
+              title=f"mean activation {codes.mean():.3g}; units > 0.1 on average: {(means > 0.1).sum()}")
     return fig

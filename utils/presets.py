@@ -1,9 +1,12 @@
-"""Named variants of the study and the suites that group them: where `gelu_full_bn_before` is decided.
+"""Named variants and the suites that group them: where `gelu_full_bn_before` or `sae_kl` is decided.
 
-A preset is a set of `VAEConfig` fields on top of the defaults (the study's LeakyReLU base model).
+A preset is a set of flat model settings on top of the defaults (see `models.families.model_config`:
+`family` and `architecture` pick the classes, every other key goes to the architecture or the
+objective that has it), plus, under "training", the training settings its source used. The study's
+nine variants are conv VAEs on top of its LeakyReLU base model.
 """
 
-PRESETS = {
+STUDY_PRESETS = {
     # 4.1: where GELU replaces LeakyReLU
     "base_lrelu": {},
     "gelu_encoder": {"encoder_act": "gelu"},
@@ -21,20 +24,63 @@ PRESETS = {
                             "dropout": 0.1},
 }
 
+_LECTURE_DENSE = {"architecture": "dense", "encoder_widths": [100], "decoder_widths": [100],
+                  "encoder_act": "relu", "decoder_act": "relu"}
+_SPARSE_CODE = {**_LECTURE_DENSE, "family": "sae", "z_dim": 300, "code_activation": "sigmoid"}
+
+SYSTEM_PRESETS = {
+    # The dense VAE framework: 420-210-105 / 200-400-800 ReLU, a Gaussian ("normal") reconstruction
+    # term with a linear output, beta warming up over the first 3/7 of the epochs, batch 100. Its own
+    # example (beta 100, lr 1e-5 with decay) is tuned to its neural data; on images beta 1 and Adam's
+    # 1e-3 train (pass --beta 100 --lr 1e-5 for the example's values). --z-dim 16 for the larger latent.
+    "dense_vae_small": {"family": "vae", "architecture": "dense", "encoder_widths": [420, 210, 105],
+                        "decoder_widths": [200, 400, 800], "encoder_act": "relu", "decoder_act": "relu",
+                        "output_activation": "linear", "loss": "gaussian", "sigma": 1.0,
+                        "warmup_fraction": 3 / 7, "training": {"batch_size": 100, "lr": 1e-3}},
+    # The small VAE on binarized MNIST: 784-500 tanh, z = 5, 500 tanh -> 784 sigmoid, Bernoulli
+    # likelihood, 0.01 * sum(w^2) over the decoder, batch 100, Adam (1e-3), 10 epochs, pixels > 0.5.
+    "dense_vae_binarized": {"family": "vae", "architecture": "dense", "encoder_widths": [500],
+                            "decoder_widths": [500], "encoder_act": "tanh", "decoder_act": "tanh",
+                            "z_dim": 5, "loss": "bce", "decoder_l2": 0.01,
+                            "training": {"batch_size": 100, "lr": 1e-3, "epochs": 10, "binarize": "static"}},
+    # GDL chapter 3's autoencoder: the study's conv architecture with a 2-D linear code, MSE.
+    "conv_ae": {"family": "ae"},
+    # Denoising (lecture notes): dense 100 -> 30 ReLU code, 100 ReLU -> 784; noise only while training.
+    "dae_gaussian": {**_LECTURE_DENSE, "family": "dae", "z_dim": 30, "code_activation": "relu",
+                     "noise": "gaussian:0.3"},
+    "dae_dropout": {**_LECTURE_DENSE, "family": "dae", "z_dim": 30, "code_activation": "relu",
+                    "noise": "dropout:0.5"},
+    # Sparse (lecture notes): dense 100 ReLU -> 300 sigmoid code, 100 ReLU -> 784.
+    "sae_l1": {**_SPARSE_CODE, "sparsity": "l1:1e-4"},
+    "sae_kl": {**_SPARSE_CODE, "sparsity": "kl:0.05:1.0"},
+    # The autoencoders suite: AE, denoising AE, sparse AE and VAE on the study's conv architecture.
+    "conv_dae": {"family": "dae", "noise": "gaussian:0.3"},
+    "conv_sae": {"family": "sae", "z_dim": 64, "code_activation": "sigmoid", "sparsity": "l1:1e-4"},
+    "conv_vae": {},
+}
+
+PRESETS = {**STUDY_PRESETS, **SYSTEM_PRESETS}
+
 SUITES = {
     "activations": ["base_lrelu", "gelu_encoder", "gelu_decoder", "gelu_full"],
     "dropout": ["base_lrelu", "gelu_full", "gelu_full_dropout"],
     "batchnorm": ["gelu_full", "gelu_full_bn_after", "gelu_full_bn_before"],
     "layernorm": ["gelu_full", "gelu_full_ln_after", "gelu_full_ln_before"],
+    "all": list(STUDY_PRESETS),
+    "autoencoders": ["conv_vae", "conv_ae", "conv_dae", "conv_sae"],
 }
-SUITES["all"] = list(PRESETS)
 
 
 def preset_settings(name):
-    """The `VAEConfig` fields of preset `name`."""
+    """The flat model settings of preset `name` (with `family` and `architecture` when not a conv VAE)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-    return dict(PRESETS[name])
+    return {k: v for k, v in PRESETS[name].items() if k != "training"}
+
+
+def preset_training(name):
+    """The training settings preset `name` comes with (batch size, learning rate, ...); may be empty."""
+    return dict(PRESETS.get(name, {}).get("training", {}))
 
 
 def activation_settings(act, where):
@@ -44,8 +90,9 @@ def activation_settings(act, where):
 
 
 def variant_label(config):
-    """A short folder-name label for a config, e.g. `lrelu`, `gelu_both`, `gelu_both_bn_before_do0.25`."""
-    enc, dec = config.encoder_act, config.decoder_act
+    """A short folder-name label for a `ModelConfig`, e.g. `lrelu`, `gelu_both_bn_before_do0.25`, `dae_dense_relu`."""
+    arch, objective = config.architecture, config.objective
+    enc, dec = arch.encoder_act, arch.decoder_act
     if enc == dec:
         label = enc if enc == "lrelu" else f"{enc}_both"
     elif dec == "lrelu":
@@ -54,12 +101,14 @@ def variant_label(config):
         label = f"{dec}_decoder"
     else:
         label = f"{enc}_{dec}"
-    if config.norm != "none":
-        label += f"_{'bn' if config.norm == 'batch' else 'ln'}_{config.norm_pos}"
-    if config.dropout:
-        label += f"_do{config.dropout:g}"
-    if config.loss != "mse":
-        label += f"_{config.loss}"
-    if config.z_dim != 2:
-        label += f"_z{config.z_dim}"
+    if (config.family, arch.kind) != ("vae", "conv"):
+        label = f"{config.family}_{arch.kind}_{label}"
+    if arch.norm != "none":
+        label += f"_{'bn' if arch.norm == 'batch' else 'ln'}_{arch.norm_pos}"
+    if arch.dropout:
+        label += f"_do{arch.dropout:g}"
+    if objective.loss != "mse":
+        label += f"_{objective.loss}"
+    if arch.z_dim != 2:
+        label += f"_z{arch.z_dim}"
     return label

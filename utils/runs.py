@@ -1,11 +1,15 @@
-"""Run folders: where a run's folder name, `params.json` and file layout are decided.
+"""Run folders: where a run's folder name, `params.json` and every file name in it are decided.
 
     <run-root>/NNNN_<dataset>_<variant>/
         params.json      settings, seed, versions, git commit, status, resume points
         training.csv     one row per epoch
-        models/          encoder.h5, decoder.h5, vae.weights.h5 (best val_loss so far)
+        eval.json        likelihood and pixel-error figures (evaluate.py)
+        models/          encoder.h5, decoder.h5, model.weights.h5 (best val_loss so far),
+                         code_gaussian.json (an AE's fitted code distribution, for sampling)
         backup/          Keras BackupAndRestore state for --resume (weights + optimizer, epoch)
-        viz/             latent_space.png, reconstructions.png, samples.png, manifold.png, losses.png
+        viz/             latent_space.png, reconstructions.png, samples.png, manifold.png, losses.png,
+                         and a family's own figures (denoising.png, code_histogram.png)
+        tensorboard/     TensorBoard logs, with --tensorboard
 """
 
 import fcntl
@@ -21,9 +25,16 @@ from utils.errors import UserError
 
 PARAMS = "params.json"
 HISTORY = "training.csv"
+EVAL = "eval.json"
 MODELS = "models"
+ENCODER = "encoder.h5"
+DECODER = "decoder.h5"
+WEIGHTS = "model.weights.h5"
+LEGACY_WEIGHTS = "vae.weights.h5"  # the name run folders made before the AE families used
+CODE_GAUSSIAN = "code_gaussian.json"
 BACKUP = "backup"
 VIZ = "viz"
+TENSORBOARD = "tensorboard"
 _NUMBERED = re.compile(r"^(\d{4,})_")
 
 
@@ -97,3 +108,34 @@ def update_params(run_dir, **changes):
     params.update(changes)
     write_json(Path(run_dir) / PARAMS, params)
     return params
+
+
+def model_file(run_dir, name):
+    """The path of `name` (ENCODER, DECODER, WEIGHTS, CODE_GAUSSIAN) in the run's `models/`."""
+    folder = Path(run_dir) / MODELS
+    if name == WEIGHTS and not (folder / WEIGHTS).is_file() and (folder / LEGACY_WEIGHTS).is_file():
+        return folder / LEGACY_WEIGHTS
+    return folder / name
+
+
+def model_config(params):
+    """The `ModelConfig` of a run's params (either layout), with a one-line error if unreadable."""
+    from models.families import ModelConfig
+
+    try:
+        return ModelConfig.from_dict(params["model"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"the run's params.json holds no model this code can build ({e})") from None
+
+
+def load_model(run_dir):
+    """The training model of a run folder: rebuilt from `params.json`, weights of its best epoch."""
+    from models.families import build_model
+
+    model = build_model(model_config(read_params(run_dir)))
+    model.build_all()
+    weights = model_file(run_dir, WEIGHTS)
+    if not weights.is_file():
+        raise UserError(f"{run_dir} has no saved weights yet (no epoch has finished); train or --resume it first")
+    model.load_weights(weights)
+    return model

@@ -1,5 +1,5 @@
 """A suite of study variants × seeds: which run folders exist, which to skip, resume, extend or start,
-and training them as parallel `train_vae.py` processes. `utils.suite_report` summarises the result.
+and training them as parallel `train.py` processes. `utils.suite_report` summarises the result.
 
     <suite folder>/
         runs/NNNN_<dataset>_<variant>/   one run folder per (variant, seed), made by train_vae.py
@@ -22,7 +22,7 @@ from utils.loaders import dataset_name
 from utils.presets import SUITES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TRAIN_SCRIPT = REPO_ROOT / "train_vae.py"
+TRAIN_SCRIPT = REPO_ROOT / "train.py"  # every family; train_vae.py is the same command for VAEs
 SUITE_ROOT = Path("run") / "experiments"
 RUNS = "runs"
 LOGS = "logs"

@@ -10,14 +10,15 @@ import pandas as pd
 
 from utils import runs
 from utils.atomic import write_text
-from utils.plots import TRAIN_STYLE, VAL_STYLE, save_figure
+from utils.plots import TERM_LABELS, TRAIN_STYLE, VAL_STYLE, loss_terms, save_figure
 from utils.stats import estimate, paired_difference, t975
 from utils.suite import RUNS, find_runs, plural
+from utils.suite_scoring import scores
 
-METRICS = ("val_loss", "val_r_loss", "val_kl_loss")
-COLUMNS = ["variant", "seed", "status", "epochs", "final_val_loss", "best_val_loss", "best_epoch",
-           "final_val_r_loss", "final_val_kl_loss", "final_loss", "final_r_loss", "final_kl_loss",
-           "train_seconds", "run_dir"]
+COLUMNS = ["variant", "seed", "status", "epochs", "final_val_loss", "best_val_loss", "best_epoch"]
+TAIL_COLUMNS = ["train_seconds", "run_dir"]
+SCORES = ("test_pixel_mse", "test_nll", "test_elbo", "active_units")  # from eval.json (utils/suite_scoring.py)
+STUDY_LOSS = "1000 × pixel MSE + KL"  # what run folders made before `loss_formula` was recorded used
 STUDY_EPOCHS = 200
 BAND = "min–max over seeds"
 
@@ -37,9 +38,10 @@ def collect(request, suite_dir):
             history = _read_history(run_dir / runs.HISTORY)
             if params.get("status") == "finished" and len(history):
                 histories.setdefault(variant, {})[seed] = history
-                row.update(_figures(history))
+                row.update(_figures(history), **scores(run_dir))
         rows.append(row)
-    return pd.DataFrame(rows, columns=COLUMNS), histories
+    extra = [c for row in rows for c in row if c not in COLUMNS + TAIL_COLUMNS]
+    return pd.DataFrame(rows, columns=COLUMNS + list(dict.fromkeys(extra)) + TAIL_COLUMNS), histories
 
 
 def _read_history(path):
@@ -50,16 +52,29 @@ def _read_history(path):
 
 def _figures(history):
     last, best = history.iloc[-1], history.loc[history["val_loss"].idxmin()]
-    final = {f"final_{k}": float(last[k]) for k in ("val_loss", "val_r_loss", "val_kl_loss", "loss",
-                                                      "r_loss", "kl_loss")}
+    terms = ["loss", *loss_terms(history)]
+    final = {f"final_{k}": float(last[k]) for k in [f"val_{t}" for t in terms] + terms if k in history}
     return {"epochs": int(last["epoch"]), "best_val_loss": float(best["val_loss"]),
             "best_epoch": int(best["epoch"]), "train_seconds": float(history["train_seconds"].sum()), **final}
 
 
+def metrics_of(frame):
+    """The compared figures: final val_loss and each validation loss term, then the test scores."""
+    terms = [c.removeprefix("final_") for c in frame.columns if c.startswith("final_val_") and c != "final_val_loss"]
+    return ["val_loss", *terms, *(s for s in SCORES if s in frame and frame[s].notna().any())]
+
+
+def _column(metric):
+    return metric if metric in SCORES else f"final_{metric}"
+
+
 def by_seed(frame, variant, metric):
     """{seed: final value of `metric`} of a variant's finished runs."""
-    rows = frame[(frame["variant"] == variant) & frame[f"final_{metric}"].notna()]
-    return dict(zip(rows["seed"], rows[f"final_{metric}"]))
+    column = _column(metric)
+    if column not in frame:
+        return {}
+    rows = frame[(frame["variant"] == variant) & frame[column].notna()]
+    return dict(zip(rows["seed"], rows[column]))
 
 
 def _num(x, signed=False):
@@ -74,11 +89,12 @@ def _ci(est):
 
 def variant_table(frame, request):
     """Markdown: per variant, mean ± sd and 95 % CI over seeds of each final validation loss."""
-    lines = ["| variant | seeds | " + " | ".join(f"{m} mean ± sd | 95 % CI" for m in METRICS) + " |",
-             "|---|---:|" + "---:|---|" * len(METRICS)]
+    metrics = metrics_of(frame)
+    lines = ["| variant | seeds | " + " | ".join(f"{m} mean ± sd | 95 % CI" for m in metrics) + " |",
+             "|---|---:|" + "---:|---|" * len(metrics)]
     for variant in request.variants:
         cells = []
-        for metric in METRICS:
+        for metric in metrics:
             est = estimate(by_seed(frame, variant, metric).values())
             cells += [f"{_num(est.mean)} ± {_num(est.sd)}" if est.n > 1 else _num(est.mean), _ci(est)]
         n = len(by_seed(frame, variant, "val_loss"))
@@ -86,22 +102,26 @@ def variant_table(frame, request):
     return "\n".join(lines)
 
 
-def paired_table(frame, request):
-    """Markdown: each variant minus the reference variant, seed by seed, with its 95 % CI."""
+def paired_table(frame, request, losses=None):
+    """Markdown: each variant minus the reference variant, seed by seed, with its 95 % CI; losses of
+    variants whose loss differs from the reference's (`losses`: variant -> description) are left out."""
     ref = request.reference
     lines = [f"| variant | metric | pairs | mean difference (variant − {ref}) | 95 % CI | excludes 0 |",
              "|---|---|---:|---:|---|---|"]
     for variant in request.variants:
         if variant == ref:
             continue
-        for metric in METRICS:
+        same_loss = not losses or losses.get(variant) == losses.get(ref)
+        for metric in metrics_of(frame):
             est = paired_difference(by_seed(frame, variant, metric), by_seed(frame, ref, metric))
+            if est.n == 0 or (metric not in SCORES and not same_loss):
+                continue
             verdict = ("yes" if est.excludes_zero else "no") if est.has_ci else "—"
             lines.append(f"| {variant} | {metric} | {est.n} | {_num(est.mean, signed=True)} | {_ci(est)} | {verdict} |")
     return "\n".join(lines)
 
 
-def reading(frame, request):
+def reading(frame, request, losses=None):
     """A plain-language reading of the summary, honest about what runs this short or few can show."""
     ref, notes = request.reference, []
     if request.epochs < STUDY_EPOCHS:
@@ -119,39 +139,47 @@ def reading(frame, request):
         notes.append(f"With {request.seeds} seeds the 95 % intervals use t(0.975, {request.seeds - 1}) = "
                      f"{t975(request.seeds - 1):.3g}, so they are wide; an interval that includes zero means "
                      f"these runs cannot tell the variant from {ref}, not that the two are equal.")
-        comparisons = 3 * (len(request.variants) - 1)
+        comparisons = len(metrics_of(frame)) * (len(request.variants) - 1)
         if comparisons > 1:
             notes.append(f"The paired table makes {comparisons} comparisons; at 95 % about one in 20 intervals "
                          "excludes zero by chance alone, so one such interval among many is weak evidence.")
+    # Losses of different objectives are not comparable; what every family shares is the pixel error.
+    metric = "val_loss" if len(set((losses or {}).values())) <= 1 else "test_pixel_mse"
     for variant in request.variants:
         if variant != ref:
-            notes.append(_compare(frame, variant, ref))
-    means = {v: estimate(by_seed(frame, v, "val_loss").values()).mean for v in request.variants}
+            notes.append(_compare(frame, variant, ref, metric))
+    means = {v: estimate(by_seed(frame, v, metric).values()).mean for v in request.variants}
     means = {v: m for v, m in means.items() if math.isfinite(m)}
     if means:
-        notes.append(f"Lowest mean final val_loss: {min(means, key=means.get)}"
+        notes.append(f"Lowest mean {metric}: {min(means, key=means.get)}"
                      + (" (see above whether that is more than noise)." if len(means) > 1 else "."))
     return "\n".join(f"- {note}" for note in notes)
 
 
-def _compare(frame, variant, ref):
-    est = paired_difference(by_seed(frame, variant, "val_loss"), by_seed(frame, ref, "val_loss"))
+def _compare(frame, variant, ref, metric="val_loss"):
+    est = paired_difference(by_seed(frame, variant, metric), by_seed(frame, ref, metric))
     if est.n == 0:
-        return f"{variant}: no finished pair of runs with {ref} to compare."
-    ref_mean = estimate(by_seed(frame, ref, "val_loss").values()).mean
+        return f"{variant}: no finished pair of runs with {ref} to compare on {metric}."
+    ref_mean = estimate(by_seed(frame, ref, metric).values()).mean
     direction = "lower" if est.mean < 0 else "higher"
     size = f"{abs(est.mean):.3g} ({abs(est.mean) / ref_mean:.1%})"
     if not est.has_ci:
-        return (f"{variant}: final val_loss {size} {direction} than {ref} in the single pair of runs; "
+        return (f"{variant}: {metric} {size} {direction} than {ref} in the single pair of runs; "
                 "no interval can be computed from one pair.")
     verdict = ("excludes zero: at these settings the difference is larger than the seed noise"
                if est.excludes_zero else f"includes zero: these runs cannot tell it from {ref}")
-    return (f"{variant}: final val_loss {size} {direction} than {ref} on average over {est.n} paired "
+    return (f"{variant}: {metric} {size} {direction} than {ref} on average over {est.n} paired "
             f"seeds, 95 % CI [{_num(est.low, True)}, {_num(est.high, True)}]; the interval {verdict}.")
 
 
-def summary_markdown(frame, request, n_images=None):
-    """The whole `summary.md`: settings, the two tables and the reading."""
+def loss_description(params):
+    """What a run's loss is, as its params.json records it (`loss_formula`, written by the model)."""
+    return params.get("loss_formula") or (STUDY_LOSS if params.get("model", {}).get("loss", "mse") == "mse"
+                                          else f"{params['model']['loss']} + KL")
+
+
+def summary_markdown(frame, request, n_images=None, losses=()):
+    """The whole `summary.md`: settings, the two tables and the reading; `losses`: each variant's loss."""
     finished = frame["final_val_loss"].notna()
     not_done = frame[~finished]
     images = f", {n_images[0]} training / {n_images[1]} validation images" if n_images else ""
@@ -166,17 +194,28 @@ def summary_markdown(frame, request, n_images=None):
         + "".join(f"\n- {r.variant} seed {r.seed}: {r.status}" for r in not_done.itertuples()),
         "Values are those of the last epoch. Mean ± sample standard deviation over seeds; 95 % CI = "
         "mean ± t(0.975, n − 1) · sd / √n (Student t), undefined with one seed. "
-        "The losses are 1000 × pixel MSE + KL, as in the study: not a likelihood.",
+        + _losses_sentence(losses),
         "## Final validation losses per variant", variant_table(frame, request),
         f"## Paired differences against {request.reference}{ref_note}",
         "Each variant minus the reference, seed by seed (same seeds, same data order), then the "
         "mean and 95 % CI of those differences. Negative means lower loss than the reference.",
-        paired_table(frame, request) if len(request.variants) > 1 else "(only one variant: nothing to compare)",
-        "## What these runs can show", reading(frame, request),
+        paired_table(frame, request, losses) if len(request.variants) > 1 else "(only one variant: nothing to compare)",
+        "## What these runs can show", reading(frame, request, losses),
         f"Figures: `losses.png` (log reconstruction and KL loss) and `total_loss.png`; lines are means over "
         f"seeds, bands {BAND}.",
     ]
     return "\n\n".join(parts) + "\n"
+
+
+def _losses_sentence(losses):
+    kinds = sorted(set(losses.values())) if losses else []
+    if len(kinds) == 1:
+        return f"Every run's loss is {kinds[0]}."
+    if not kinds:
+        return ""
+    return ("The variants' losses differ, so their loss values are not comparable with each other: "
+            + "; ".join(f"{v}: {d}" for v, d in losses.items())
+            + ". Compare them on `test_pixel_mse` (and, for VAEs, `test_nll`).")
 
 
 def plot_suite_curves(histories, panels, title):
@@ -220,15 +259,18 @@ def write_report(request, suite_dir):
     suite_dir = Path(suite_dir)
     frame, histories = collect(request, suite_dir)
     write_text(suite_dir / "summary.csv", frame.to_csv(index=False))
-    n_images = None
+    n_images, losses = None, {}
     finished = frame[frame["final_val_loss"].notna()]
-    if len(finished):
-        params = runs.read_params(suite_dir / finished.iloc[0]["run_dir"])
+    for row in finished.itertuples():
+        params = runs.read_params(suite_dir / row.run_dir)
         n_images = (params.get("n_train"), params.get("n_test"))
-    write_text(suite_dir / "summary.md", summary_markdown(frame, request, n_images))
+        losses.setdefault(row.variant, loss_description(params))
+    write_text(suite_dir / "summary.md", summary_markdown(frame, request, n_images, losses))
     if histories:
         title = f"{request.suite} on {request.dataset}"
-        save_figure(plot_suite_curves(histories, [("r_loss", "reconstruction loss"), ("kl_loss", "KL loss")],
-                                      title), suite_dir / "losses.png")
+        first = next(iter(next(iter(histories.values())).values()))
+        terms = [t for t in loss_terms(first) if all(t in h for seeds in histories.values() for h in seeds.values())]
+        save_figure(plot_suite_curves(histories, [(t, TERM_LABELS.get(t, t)) for t in terms or ["loss"]], title),
+                    suite_dir / "losses.png")
         save_figure(plot_suite_curves(histories, [("loss", "total loss")], title), suite_dir / "total_loss.png")
     return frame

@@ -1,7 +1,8 @@
 """Training a model into a run folder, and resuming one: the part every model family shares.
 
-`start_run` makes a new run folder from a model config and `TrainSettings`; `resume_run` continues
+`start_run` makes a new run folder from a `ModelConfig` and `TrainSettings`; `resume_run` continues
 one from its backup. Both end with the run's figures and `status: finished` in `params.json`.
+Nothing here knows which family it trains: the model names its loss terms and its own figures.
 """
 
 import dataclasses
@@ -14,17 +15,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from models.VAE import VAEConfig, VariationalAutoencoder
+from models.families import build_model as model_of_config
 from utils import callbacks as cb
 from utils import runs
+from utils.analysis import decode, fit_code_gaussian, latent_means, sample_latents
 from utils.atomic import write_json
-from utils.analysis import latent_moments
 from utils.errors import UserError
 from utils.loaders import load_dataset
 from utils.plots import (manifold_points, plot_latent_space, plot_losses, plot_manifold,
                          plot_reconstructions, plot_samples, save_figure)
 
-MODEL_FAMILIES = {"vae": (VAEConfig, VariationalAutoencoder)}
+BINARIZE = ("none", "static", "dynamic")
 
 
 @dataclass
@@ -41,6 +42,8 @@ class TrainSettings:
     jit: bool | None = None  # None: XLA for the whole step on GPU only (it is slower on CPU)
     mixed_precision: bool = False
     steps_per_execution: int | None = None  # None: 16 (docs/benchmarks.md: +3-9 % on CPU)
+    binarize: str = "none"  # static: pixels > 0.5; dynamic: Bernoulli-sampled each time seen
+    tensorboard: bool = False  # Keras's TensorBoard logs (and the figures) in <run>/tensorboard
 
 
 def on_gpu():
@@ -65,31 +68,57 @@ def precision_policy(mixed):
     return "mixed_float16" if on_gpu() else "mixed_bfloat16"
 
 
-def build_model(family, config, settings):
+def build_model(config, settings):
     """Seed everything, set the precision policy and build the model, with config errors as one line."""
     keras.utils.set_random_seed(settings.seed)
     keras.config.set_dtype_policy(precision_policy(settings.mixed_precision))
-    _, model_class = MODEL_FAMILIES[family]
     try:
-        model = model_class(config)
+        model = model_of_config(config)
     except ValueError as e:
         raise UserError(str(e)) from None
     model.build_all()
     return model
 
 
-def start_run(config, settings, run_root, label, family="vae"):
-    """Train a new model into a new run folder under `run_root`; returns the folder."""
+def load_data(settings):
+    """The dataset `settings` name, binarized statically or (the test images, once) dynamically."""
+    if settings.binarize not in BINARIZE:
+        raise UserError(f"--binarize must be one of {', '.join(BINARIZE)}; got {settings.binarize!r}")
     data = load_dataset(settings.dataset, settings.limit)
+    if settings.binarize == "static":
+        data.x_train, data.x_test = ((x > 0.5).astype("float32") for x in (data.x_train, data.x_test))
+    elif settings.binarize == "dynamic":  # a fixed sample of the test set, so validation is comparable
+        rng = np.random.default_rng(0)
+        data.x_test = (rng.random(data.x_test.shape, dtype="float32") < data.x_test).astype("float32")
+    return data
+
+
+def training_input(x, settings):
+    """(input, fit's batching arguments): the images, shuffled in batches by `fit`; or, for dynamic
+    binarization, a tf.data pipeline that draws each pixel from Bernoulli(intensity) every time an
+    image is seen."""
+    if settings.binarize != "dynamic":
+        return x, {"batch_size": settings.batch_size, "shuffle": True}
+    pipeline = (tf.data.Dataset.from_tensor_slices(x)
+                .shuffle(len(x), seed=settings.seed, reshuffle_each_iteration=True)
+                .batch(settings.batch_size)
+                .map(lambda b: tf.cast(tf.random.uniform(tf.shape(b)) < b, tf.float32))
+                .prefetch(2))
+    return pipeline, {}
+
+
+def start_run(config, settings, run_root, label):
+    """Train a new model into a new run folder under `run_root`; returns the folder."""
+    data = load_data(settings)
     settings = resolve_settings(settings)
     try:
         config = config.for_images(data.image_shape)
     except ValueError as e:
         raise UserError(str(e)) from None
-    model = build_model(family, config, settings)
+    model = build_model(config, settings)
     run_dir = runs.create_run_dir(run_root, f"{data.name}_{label}")
     write_json(run_dir / runs.PARAMS, {
-        "model_family": family, "variant": label, "model": config.to_dict(),
+        "variant": label, "model": config.to_dict(), "loss_formula": config.objective.describe(),
         "training": dataclasses.asdict(settings), "dataset_name": data.name,
         "n_train": len(data.x_train), "n_test": len(data.x_test),
         "versions": runs.versions(), "git_commit": runs.git_commit(),
@@ -111,10 +140,9 @@ def resume_run(run_dir, epochs=None):
         print(f"{run_dir} already finished {done} epochs; nothing to do (pass --epochs N to extend it)")
         return run_dir
     runs.remove_stale_temporaries(run_dir)
-    family = params.get("model_family", "vae")
-    config = MODEL_FAMILIES[family][0].from_dict(params["model"])
-    data = load_dataset(settings.dataset, settings.limit)
-    model = build_model(family, config, settings)
+    config = runs.model_config(params)
+    data = load_data(settings)
+    model = build_model(config, settings)
     runs.update_params(run_dir, training=dataclasses.asdict(settings), status="running",
                        resumes=params.get("resumes", []) + [{"time": runs.now(), "from_epoch": done}])
     print(f"resuming {run_dir} after epoch {done} of {settings.epochs}", flush=True)
@@ -130,23 +158,29 @@ def compile_model(model, settings):
 
 def _train(run_dir, model, data, settings):
     compile_model(model, settings)
-    callbacks = [cb.StopOnNonFiniteLoss(), cb.EpochExtras()]
-    if model.config.warmup_epochs:
-        callbacks.append(cb.BetaWarmup(model.config.beta, model.config.warmup_epochs))
-    callbacks += [cb.HistoryCSV(run_dir / runs.HISTORY), cb.BestModels(run_dir)]
+    callbacks = [cb.StopOnNonFiniteLoss(), cb.EpochExtras(), cb.EpochSchedule(),
+                 cb.HistoryCSV(run_dir / runs.HISTORY), cb.BestModels(run_dir)]
+    tensorboard = run_dir / runs.TENSORBOARD if settings.tensorboard else None
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(tensorboard, histogram_freq=0, write_graph=False))
     if settings.plot_every:
-        callbacks.append(cb.PeriodicFigures(settings.plot_every, lambda: draw_figures(model, data, run_dir)))
+        callbacks.append(cb.PeriodicFigures(settings.plot_every,
+                                            lambda epoch: draw_figures(model, data, run_dir, tensorboard, epoch)))
     # Last, so every other epoch-end file is written before the backup says the epoch is done.
     callbacks.append(cb.AtomicBackupAndRestore(run_dir / runs.BACKUP, delete_checkpoint=False))
     try:
-        model.fit(data.x_train, epochs=settings.epochs, batch_size=settings.batch_size, shuffle=True,
+        x_train, batching = training_input(data.x_train, settings)
+        model.fit(x_train, **batching, epochs=settings.epochs,
                   validation_data=(data.x_test,), validation_batch_size=max(256, settings.batch_size),
                   callbacks=callbacks,
                   verbose="auto" if sys.stdout.isatty() else 2)  # one line per epoch in log files
-        best_weights = run_dir / runs.MODELS / "vae.weights.h5"
+        best_weights = runs.model_file(run_dir, runs.WEIGHTS)
         if best_weights.is_file():
             model.load_weights(best_weights)
-        draw_figures(model, data, run_dir)
+        if not model.has_prior:  # an AE's codes are sampled from a Gaussian fitted to its training codes
+            write_json(runs.model_file(run_dir, runs.CODE_GAUSSIAN),
+                       fit_code_gaussian(latent_means(model.encoder, data.x_train[:10_000])))
+        draw_figures(model, data, run_dir, tensorboard, settings.epochs)
     except cb.NonFiniteLoss as e:
         _mark_failed(run_dir, str(e))
         kept = "the last good models and backup are kept" if (run_dir / runs.BACKUP).is_dir() \
@@ -189,27 +223,39 @@ def run_result(run_dir):
             "train_seconds": float(history["train_seconds"].sum())}
 
 
-def encode_means(encoder, images, batch_size=1000):
-    """Latent means of `images`, in eager batches (no predict-function tracing at the end of a run)."""
-    return latent_moments(encoder, images, batch_size)[0]
-
-
-def decode(decoder, z):
-    """Images decoded from latent points, as float32 NumPy."""
-    return keras.ops.convert_to_numpy(decoder(np.asarray(z, dtype="float32"), training=False)).astype("float32")
-
-
-def draw_figures(model, data, run_dir):
-    """Write every figure of `viz/` for the model's current weights."""
+def draw_figures(model, data, run_dir, tensorboard=None, step=0):
+    """Write every figure of `viz/` for the model's current weights (and, with `tensorboard`, log the
+    latent space and the samples there as images at `step`)."""
     viz = Path(run_dir) / runs.VIZ
-    mu = encode_means(model.encoder, data.x_test)
-    save_figure(plot_latent_space(mu, data.y_test), viz / "latent_space.png")
-    save_figure(plot_reconstructions(data.x_test[:10], decode(model.decoder, mu[:10])),
-                viz / "reconstructions.png")
-    z = np.random.default_rng(0).standard_normal((64, model.config.z_dim))
-    save_figure(plot_samples(decode(model.decoder, z)), viz / "samples.png")
-    if model.config.z_dim == 2:
-        save_figure(plot_manifold(decode(model.decoder, manifold_points(20)), 20), viz / "manifold.png")
+    z_dim = model.config.z_dim
+    mu = latent_means(model.encoder, data.x_test)
+    gaussian = None if model.has_prior else fit_code_gaussian(latent_means(model.encoder, data.x_train[:10_000]))
+    figures = {"latent_space.png": plot_latent_space(mu, data.y_test, getattr(data, "class_names", None)),
+               "reconstructions.png": plot_reconstructions(data.x_test[:10], decode(model.decoder, mu[:10]))}
+    samples = decode(model.decoder, sample_latents(64, z_dim, np.random.default_rng(0), gaussian))
+    figures["samples.png"] = plot_samples(samples)
+    if z_dim == 2:
+        center, scale = ((0, 0), (1, 1)) if gaussian is None else (
+            gaussian["mean"], np.sqrt(np.diag(gaussian["cov"])))
+        figures["manifold.png"] = plot_manifold(decode(model.decoder, manifold_points(20, center, scale)), 20)
+    figures.update(model.figures(data.x_test[:1000]))
     history = cb.read_history(Path(run_dir) / runs.HISTORY)
     if len(history):
-        save_figure(plot_losses(history, title=Path(run_dir).name), viz / "losses.png")
+        figures["losses.png"] = plot_losses(history, title=Path(run_dir).name)
+    if tensorboard:
+        _log_images(tensorboard, {k: figures[k] for k in ("latent_space.png", "samples.png")}, step)
+    for name, figure in figures.items():
+        save_figure(figure, viz / name)
+
+
+def _log_images(folder, figures, step):
+    """Figures as TensorBoard images (rendered to PNG, then decoded)."""
+    import io
+
+    writer = tf.summary.create_file_writer(str(Path(folder) / "figures"))
+    with writer.as_default():
+        for name, figure in figures.items():
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+            tf.summary.image(name.removesuffix(".png"), tf.image.decode_png(buffer.getvalue())[None], step=step)
+    writer.close()

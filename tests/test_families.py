@@ -1,0 +1,175 @@
+"""Every family: loss terms by hand, each system preset trained, resumed, loaded and sampled from one command."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import REPO, TINY, last_line, run_script
+from models import Autoencoder, VariationalAutoencoder, build_model, model_config
+from models import likelihoods, penalties
+from utils.callbacks import history_columns
+from utils.presets import SYSTEM_PRESETS
+
+RNG = np.random.default_rng(0)
+X = RNG.random((6, 28, 28, 1)).astype("float32")
+
+
+def test_denoising_target_is_the_clean_image_and_noise_is_for_training_only():
+    model = Autoencoder(model_config("dae", noise="gaussian:0.5"))
+    state = model.corruption.seed_generator.state
+    start = np.asarray(state)
+    noisy = np.asarray(model.corrupt(X, training=True))
+    assert np.abs(noisy - X).mean() > 0.2  # the noise is there while training
+    state.assign(start)  # the same noise again inside the loss
+    _, terms = model.per_sample_losses(X, training=True)
+    output = np.asarray(model.decoder(model.encoder(noisy)))
+    np.testing.assert_allclose(terms["r_loss"], ((X - output) ** 2).mean(axis=(1, 2, 3)), rtol=1e-5)
+    assert not np.allclose(terms["r_loss"], ((noisy - output) ** 2).mean(axis=(1, 2, 3)), rtol=1e-2)
+    _, clean_terms = model.per_sample_losses(X, training=False)  # validation sees the clean image
+    clean_output = np.asarray(model.decoder(model.encoder(X)))
+    np.testing.assert_allclose(clean_terms["r_loss"], ((X - clean_output) ** 2).mean(axis=(1, 2, 3)), rtol=1e-5)
+
+
+def test_dropout_noise_zeroes_pixels_only_while_training():
+    model = Autoencoder(model_config("dae", "dense", noise="dropout:0.5", encoder_widths=[8], decoder_widths=[8]))
+    noisy = np.asarray(model.corrupt(X, training=True))
+    assert 0.4 < np.mean(noisy == 0) < 0.6
+    np.testing.assert_array_equal(model.corrupt(X, training=False), X)
+
+
+def test_kl_sparsity_on_a_batch_by_hand():
+    code = np.array([[0.1, 0.9, 0.5], [0.3, 0.7, 0.5]], "float32")
+    rho, rho_hat = 0.05, code.mean(axis=0)
+    expected = np.sum(rho * np.log(rho / rho_hat) + (1 - rho) * np.log((1 - rho) / (1 - rho_hat)))
+    np.testing.assert_allclose(penalties.kl_sparsity(code, rho), [expected, expected], rtol=1e-5)
+    np.testing.assert_allclose(penalties.l1_activity(code), [1.5, 1.5], rtol=1e-6)
+
+
+def test_sparse_autoencoder_total_is_the_weighted_sum():
+    model = Autoencoder(model_config("sae", "dense", encoder_widths=[16], decoder_widths=[16], z_dim=12,
+                                     code_activation="sigmoid", sparsity="kl:0.1:0.5"))
+    total, terms = model.per_sample_losses(X)
+    code = np.asarray(model.encoder(X))
+    rho_hat = code.mean(axis=0)
+    kl = np.sum(0.1 * np.log(0.1 / rho_hat) + 0.9 * np.log(0.9 / (1 - rho_hat)))
+    np.testing.assert_allclose(terms["sparsity_loss"], np.full(len(X), kl), rtol=1e-4)
+    np.testing.assert_allclose(total, np.asarray(terms["r_loss"]) + 0.5 * kl, rtol=1e-5)
+    assert model.term_names() == ("r_loss", "sparsity_loss")
+
+
+def test_gaussian_likelihoods_match_their_closed_forms():
+    mean = RNG.random(X.shape).astype("float32")
+    log_var = RNG.normal(-2, 0.5, X.shape).astype("float32")
+    sigma = 0.3
+    fixed = (-0.5 * ((X - mean) / sigma) ** 2 - math.log(sigma) - 0.5 * math.log(2 * math.pi)).sum(axis=(1, 2, 3))
+    learned = (-0.5 * (X - mean) ** 2 / np.exp(log_var) - 0.5 * log_var - 0.5 * math.log(2 * math.pi)).sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(likelihoods.log_likelihood("gaussian", X, mean, sigma), fixed, rtol=1e-5)
+    np.testing.assert_allclose(likelihoods.log_likelihood("gaussian_learned", X, [mean, log_var]), learned, rtol=1e-5)
+    bernoulli = (X * np.log(mean) + (1 - X) * np.log(1 - mean)).sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(likelihoods.log_likelihood("bce", X, mean), bernoulli, rtol=1e-4)
+    with pytest.raises(ValueError, match="not a likelihood"):
+        likelihoods.log_likelihood("mse", X, mean)
+
+
+def test_learned_variance_decoder_has_two_outputs_and_generation_uses_the_mean():
+    model = VariationalAutoencoder(model_config("vae", "dense", loss="gaussian_learned", encoder_widths=[16],
+                                                decoder_widths=[16], z_dim=3))
+    mean, log_var = model.decoder(np.zeros((2, 3), "float32"))
+    assert mean.shape == log_var.shape == (2, 28, 28, 1)
+    from utils.analysis import decode
+
+    mu = model.encoder(X[:2])[0]
+    np.testing.assert_array_equal(decode(model.decoder, mu), model.decoder(mu)[0])
+    assert model(X[:2]).shape == (2, 28, 28, 1)
+
+
+def test_decoder_l2_and_warmup_as_a_fraction():
+    model = VariationalAutoencoder(model_config("vae", "dense", loss="bce", decoder_l2=0.01, beta=2.0,
+                                                warmup_fraction=3 / 7, encoder_widths=[16], decoder_widths=[16]))
+    total, terms = model.per_sample_losses(X)
+    l2 = sum(float(np.sum(np.square(w))) for w in model.decoder.get_weights())
+    np.testing.assert_allclose(terms["l2_loss"], np.full(len(X), l2), rtol=1e-5)
+    np.testing.assert_allclose(total, np.asarray(terms["r_loss"]) + 2.0 * np.asarray(terms["kl_loss"]) + 0.01 * l2,
+                               rtol=1e-5)
+    model.on_epoch_start(0, 14)
+    assert float(model.kl_beta.numpy()) == 0.0
+    model.on_epoch_start(3, 14)  # the warm-up lasts 6 of 14 epochs
+    assert float(model.kl_beta.numpy()) == pytest.approx(1.0)
+    model.on_epoch_start(6, 14)
+    assert float(model.kl_beta.numpy()) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("family,arch,extra", [("ae", "conv", {}), ("vae", "dense", {}),
+                                               ("sae", "conv", {"sparsity": "l1:1e-4", "z_dim": 8}),
+                                               ("dae", "dense", {"noise": "gaussian:0.3"})])
+def test_short_fit_lowers_the_loss_and_weights_round_trip(family, arch, extra, tmp_path):
+    model = build_model(model_config(family, arch, **extra))
+    model.build_all()
+    model.compile(optimizer="adam", jit_compile=False)
+    x = np.repeat(X, 10, axis=0)
+    history = model.fit(x, epochs=3, batch_size=20, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]
+    assert set(history) == {"loss", *model.term_names()}
+    model.save_weights(tmp_path / "m.weights.h5")
+    again = type(model).from_config(model.get_config())
+    again.build_all()
+    again.load_weights(tmp_path / "m.weights.h5")
+    code = model.encoder(X[:2])
+    code = code[0] if isinstance(code, list) else code  # a VAE's mu: deterministic, unlike its z
+    again_code = again.encoder(X[:2])
+    np.testing.assert_array_equal(again_code[0] if isinstance(again_code, list) else again_code, code)
+    np.testing.assert_array_equal(again.decoder(code), model.decoder(code))
+    encoder, decoder = model.export_models()
+    np.testing.assert_allclose(decoder(code), model.decoder(code), atol=1e-5)
+    np.testing.assert_allclose(encoder(X[:2])[0] if family == "vae" else encoder(X[:2]), code, atol=1e-5)
+
+
+FRESH_LOAD = """
+import sys, numpy as np, keras
+models_dir = sys.argv[1]
+decoder = keras.models.load_model(models_dir + "/decoder.h5", compile=False)
+encoder_needs_project = sys.argv[2] == "vae"
+if encoder_needs_project:
+    import models  # registers Sampling
+encoder = keras.models.load_model(models_dir + "/encoder.h5", compile=False)
+out = encoder(np.zeros((2,) + encoder.input_shape[1:], "float32"))
+code = out[0] if isinstance(out, list) else out
+images = decoder(code)
+print("ok", np.asarray(images[0] if isinstance(images, list) else images).shape)
+"""
+
+
+@pytest.mark.parametrize("preset", [p for p in SYSTEM_PRESETS if not p.startswith("conv_") or p == "conv_ae"])
+def test_every_system_preset_trains_resumes_loads_and_generates(preset, tmp_path):
+    result = run_script("train.py", "--preset", preset, "--epochs", 1, "--seed", 0, "--batch-size", 100,
+                        "--run-root", tmp_path, *TINY)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run_dir = tmp_path / last_line(result.stdout).split("/")[-1]
+    resumed = run_script("train.py", "--resume", run_dir, "--epochs", 2)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    params = json.loads((run_dir / "params.json").read_text())
+    model = build_model(model_config(**{k: v for k, v in SYSTEM_PRESETS[preset].items() if k != "training"}))
+    assert params["status"] == "finished" and params["resumes"][0]["from_epoch"] == 1
+    assert params["model"]["family"] == model.config.family
+    history = pd.read_csv(run_dir / "training.csv")
+    assert list(history["epoch"]) == [1, 2] and list(history.columns) == history_columns(model.term_names())
+    own = {"dae": ["denoising.png"], "sae": ["code_histogram.png"]}.get(model.config.family, [])
+    manifold = ["manifold.png"] if model.config.z_dim == 2 else []
+    for name in ["latent_space.png", "samples.png", "reconstructions.png", "losses.png", *own, *manifold]:
+        assert matplotlib.image.imread(run_dir / "viz" / name).std() > 0.01, name
+    fresh = subprocess.run([sys.executable, "-c", FRESH_LOAD, str(run_dir / "models"), model.config.family],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                           env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert fresh.returncode == 0 and "ok (2, 28, 28, 1)" in fresh.stdout, fresh.stderr[-2000:]
+    generated = run_script("generate.py", run_dir, "--n", 9, "--out", tmp_path / "g.png", "--seed", 0, "--bernoulli")
+    assert generated.returncode == 0, generated.stderr[-2000:]
+    assert ("fitted to the training codes" in generated.stdout) == (not model.has_prior)
+    binary = matplotlib.image.imread(tmp_path / "g.png")
+    assert binary.std() > 0.05

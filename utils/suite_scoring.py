@@ -1,0 +1,54 @@
+"""Scoring a suite's finished runs on their test images with `evaluate.py`: pixel MSE for every family,
+and ELBO, importance-sampled NLL and active units for VAEs. Each run's `eval.json` is reused when it
+already holds the figures for these settings, so a re-run scores only new runs."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from utils import runs
+from utils.suite import REPO_ROOT, find_runs
+
+EVALUATE_SCRIPT = REPO_ROOT / "evaluate.py"
+
+
+def scores(run_dir, samples=None):
+    """The test figures of a run's `eval.json` (the not-binarized entry with `samples` draws, or the
+    most draws), as summary columns: test_pixel_mse, test_nll, test_elbo, active_units."""
+    path = Path(run_dir) / runs.EVAL
+    try:
+        entries = [e for e in json.loads(path.read_text()).values() if not e.get("binarize")]
+    except (OSError, ValueError, AttributeError):
+        return {}
+    entries = [e for e in entries if samples is None or e.get("samples") == samples] or []
+    if not entries:
+        return {}
+    entry = max(entries, key=lambda e: (e.get("samples", 0), e.get("time", "")))
+    found = {"test_pixel_mse": entry.get("pixel_mse"), "test_nll": entry.get("nll"),
+             "test_elbo": entry.get("elbo"), "active_units": entry.get("active_units")}
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def score_runs(runs_dir, keys, samples, log):
+    """Run `evaluate.py --samples K` on every finished run of `keys` (variant, seed) under `runs_dir`
+    that has no figures for K yet; one progress line with the cost. Returns the seconds spent."""
+    start, scored, failed = time.perf_counter(), 0, []
+    found = find_runs(runs_dir)
+    for key in keys:
+        run_dir, params = found.get(key, (None, {}))
+        if run_dir is None or params.get("status") != "finished" or scores(run_dir, samples):
+            continue
+        result = subprocess.run([sys.executable, str(EVALUATE_SCRIPT), str(run_dir), "--samples", str(samples)],
+                                cwd=REPO_ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if result.returncode == 0:
+            scored += 1
+        else:
+            lines = [line for line in result.stderr.splitlines() if line.strip()]
+            failed.append(f"{key[0]} seed {key[1]}: {lines[-1] if lines else 'exit ' + str(result.returncode)}")
+    seconds = time.perf_counter() - start
+    if scored or failed:
+        log(f"scored {scored} run{'s' if scored != 1 else ''} on the test images ({samples} importance samples) "
+            f"in {seconds:.0f} s" + (f"; {len(failed)} failed: " + "; ".join(failed) if failed else ""))
+    return seconds
