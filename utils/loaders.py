@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from utils.errors import UserError
+from utils.image_folders import read_image_folder
 
 DATASETS = ("mnist", "mnist_5k", "fashion_mnist", "cifar10")
 DIGITS = tuple(str(d) for d in range(10))
@@ -95,6 +96,9 @@ def load_dataset(name_or_path, limit=None, *, image_size=None, color=None, test_
         arrays = {**_load_fashion_mnist(), "class_names": FASHION_MNIST_CLASSES}
     elif text == "cifar10":
         arrays = {**_load_cifar10(), "class_names": CIFAR10_CLASSES}
+    elif is_folder:
+        images, labels, class_names = read_image_folder(path, image_size, color)
+        arrays = {**_split(images, labels, share), "class_names": class_names}
     else:
         raise UserError(f"unknown dataset {text!r}: use one of {', '.join(DATASETS)}, a folder of images, "
                         "or a path to an .npy file of images or an .npz file holding x_train and x_test")
