@@ -33,7 +33,8 @@ MODEL_FLAGS = ("norm", "norm_pos", "dropout", "z_dim", "loss", "r_loss_factor", 
                "warmup_epochs", "decoder_l2", "noise", "sparsity", "code_activation", "encoder_widths",
                "decoder_widths", "output_activation")
 TRAIN_FLAGS = ("dataset", "epochs", "batch_size", "lr", "seed", "limit", "plot_every", "jit",
-               "mixed_precision", "steps_per_execution", "binarize", "tensorboard")
+               "mixed_precision", "steps_per_execution", "binarize", "tensorboard", "image_size", "color",
+               "test_share")
 
 
 def add_model_flags(p, families=True):
@@ -77,6 +78,11 @@ def add_training_flags(p, families=True):
     train.add_argument("--limit", type=cli.positive_int, help="keep the first N training images (N/6 test, >= 100)")
     train.add_argument("--plot-every", type=cli.positive_int, help="redraw viz/ every N epochs (default: at the end)")
     if families:
+        train.add_argument("--image-size", help="image folders: resize to N or HxW (default: the images' own size)")
+        train.add_argument("--color", choices=("gray", "rgb"), help="image folders: gray or rgb (default: gray if "
+                                                                   "every image is)")
+        train.add_argument("--test-share", type=cli.positive_float, help="image folders and .npy files: share held "
+                                                                         "out for testing (default 0.1)")
         train.add_argument("--binarize", choices=BINARIZE[1:], help="static: pixels > 0.5; dynamic: Bernoulli "
                                                                     "samples every epoch")
     train.add_argument("--tensorboard", action="store_true", default=None,

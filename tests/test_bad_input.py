@@ -16,6 +16,13 @@ def _npz_with_flat_images(tmp_path):
     return tmp_path / "flat.npz"
 
 
+def _npz_with_nan(tmp_path):
+    x = np.full((8, 8, 8), 0.5, "float32")
+    x[0, 0, 0] = np.nan
+    np.savez(tmp_path / "nan.npz", x_train=x, x_test=x)
+    return tmp_path / "nan.npz"
+
+
 def _not_hdf5(tmp_path):
     (tmp_path / "notes.h5").write_text("hello")
     return tmp_path / "notes.h5"
@@ -36,6 +43,19 @@ CASES = [
     ("train_vae.py", ["--dataset", _npz_without_x_train], "has no x_train"),
     ("train_vae.py", ["--dataset", _npz_with_flat_images], "images must be N x H x W"),
     ("train_vae.py", ["--resume", "."], "not a run folder"),
+    ("train_vae.py", ["--preset", "sae_l1"], "is a sae, not a VAE; train it with train.py"),
+    ("train.py", ["--family", "dae"], "a denoising autoencoder needs input noise"),
+    ("train.py", ["--family", "sae"], "a sparse autoencoder needs a penalty"),
+    ("train.py", ["--family", "dae", "--noise", "salt:0.1"], "noise must be none, gaussian:SIGMA"),
+    ("train.py", ["--family", "sae", "--sparsity", "kl:2:1", "--code-activation", "sigmoid"], "sparsity must be none"),
+    ("train.py", ["--family", "sae", "--sparsity", "kl:0.05:1"], "set code_activation to sigmoid"),
+    ("train.py", ["--noise", "gaussian:0.3"], "noise: not a setting of a conv vae"),
+    ("train.py", ["--family", "ae", "--beta", "2"], "beta: not a setting of a conv ae"),
+    ("train.py", ["--warmup", "3/2"], "--warmup: must be epochs >= 0 or a fraction in [0, 1]"),
+    ("train.py", ["--arch", "dense", "--encoder-widths", "0,4"], "--encoder-widths: must be comma-separated"),
+    ("train.py", ["--binarize", "sometimes"], "invalid choice: 'sometimes'"),
+    ("train.py", ["--dataset", "weights.pkl"], "pickle"),
+    ("train.py", ["--dataset", _npz_with_nan], "NaN or infinite"),
     ("generate.py", ["missing/decoder.h5"], "does not exist"),
     ("generate.py", [_not_hdf5], "is not an HDF5 model file"),
     ("generate.py", ["ENCODER"], "is not a decoder"),
@@ -49,7 +69,7 @@ def test_bad_input_is_one_clear_line(script, args, words, tmp_path, trained_run)
             for a in args]
     root = tmp_path / "runs"
     extra = []  # keep any run a bad input wrongly started short, and inside tmp_path
-    if script == "train_vae.py" and "--resume" not in args:
+    if script in ("train.py", "train_vae.py") and "--resume" not in args:
         extra = ["--run-root", root] + ([] if "--epochs" in args else ["--epochs", "1"])
     elif script == "generate.py":
         extra = ["--out", tmp_path / "o.png"]

@@ -119,3 +119,9 @@ def test_truncated_png_is_named(tmp_path):
     (tmp_path / "b.png").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(UserError, match=r"cannot read image .*b\.png"):
         loaders.load_dataset(tmp_path)
+
+
+def test_image_size_text_forms():
+    from utils.image_folders import parse_image_size
+
+    assert parse_image_size("12") == (12, 12) and parse_image_size("28x32") == (28, 32) and parse_image_size(7) == (7, 7)

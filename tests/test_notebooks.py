@@ -40,9 +40,10 @@ def all_notebooks():
     return sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
 
 
-def test_the_six_notebooks_are_there():
+def test_the_seven_notebooks_are_there():
     assert all_notebooks() == ["01_activations.ipynb", "02_dropout.ipynb", "03_batchnorm.ipynb",
-                               "04_layernorm.ipynb", "05_analysis.ipynb", "06_generate.ipynb"]
+                               "04_layernorm.ipynb", "05_analysis.ipynb", "06_generate.ipynb",
+                               "07_autoencoders.ipynb"]
 
 
 @pytest.mark.parametrize("name", all_notebooks())
@@ -83,3 +84,30 @@ def test_analysis_notebook_finds_the_newest_run_and_draws_five_figures(trained_r
 def test_generate_notebook_draws_grid_interpolation_and_axis_walk(trained_run):
     nb = execute("06_generate.ipynb", {"RUN_DIR": str(trained_run), "N_SAMPLES": 16, "STEPS": 5, "AXIS": 1})
     assert len(outputs(nb, "image/png")) == 3
+
+
+def printed(nb):
+    """Everything the executed notebook's code cells printed."""
+    return "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs)
+
+
+def what_happened(nb):
+    """07's "<preset> trained|reused <folder>" lines: the middle words, in order."""
+    return [line.split()[1] for line in printed(nb).splitlines()
+            if line.split()[:1] in (["conv_ae"], ["conv_vae"], ["dae_gaussian"], ["sae_l1"])]
+
+
+def test_autoencoders_notebook_trains_four_runs_draws_five_figures_and_reuses_its_runs(tmp_path):
+    root = tmp_path / "runs"
+    values = {"RUN_ROOT": str(root), "DATASET": "fashion_mnist", "EPOCHS": 1, "LIMIT": 300, "SEED": 0,
+              "N_SAMPLES": 16}
+    nb = execute("07_autoencoders.ipynb", values)
+    # AE vs VAE latent spaces, where the random points fall, their decoded grids, denoising, code histogram
+    assert len(outputs(nb, "image/png")) == 5
+    folders = sorted(p.parent for p in root.glob("*/params.json"))
+    assert [f.name.split("_", 1)[1] for f in folders] == [f"fashion_mnist_{preset}" for preset in
+                                                          ("conv_ae", "conv_vae", "dae_gaussian", "sae_l1")]
+    assert all(str(f) in printed(nb) for f in folders) and what_happened(nb) == ["trained"] * 4
+    again = execute("07_autoencoders.ipynb", values)  # the finished runs are found, not trained again
+    assert what_happened(again) == ["reused"] * 4 and sorted(p.parent for p in root.glob("*/params.json")) == folders
+    assert len(outputs(again, "image/png")) == 5

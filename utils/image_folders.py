@@ -28,6 +28,7 @@ def parse_image_size(value):
     if isinstance(value, str):
         parts = value.lower().split("x")
         value = tuple(int(p) for p in parts) if all(p.strip().isdigit() for p in parts) else None
+        value = value[0] if value is not None and len(value) == 1 else value
     if isinstance(value, (int, np.integer)):
         value = (value, value)
     if (isinstance(value, (tuple, list)) and len(value) == 2

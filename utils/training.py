@@ -42,6 +42,9 @@ class TrainSettings:
     jit: bool | None = None  # None: XLA for the whole step on GPU only (it is slower on CPU)
     mixed_precision: bool = False
     steps_per_execution: int | None = None  # None: 16 (docs/benchmarks.md: +3-9 % on CPU)
+    image_size: str | None = None  # image folders: "28" or "28x32" (default: the images' own size)
+    color: str | None = None  # image folders: "gray" or "rgb" (default: gray when every image is)
+    test_share: float | None = None  # image folders and .npy files: held-out share (default 0.1)
     binarize: str = "none"  # static: pixels > 0.5; dynamic: Bernoulli-sampled each time seen
     tensorboard: bool = False  # Keras's TensorBoard logs (and the figures) in <run>/tensorboard
 
@@ -84,7 +87,8 @@ def load_data(settings):
     """The dataset `settings` name, binarized statically or (the test images, once) dynamically."""
     if settings.binarize not in BINARIZE:
         raise UserError(f"--binarize must be one of {', '.join(BINARIZE)}; got {settings.binarize!r}")
-    data = load_dataset(settings.dataset, settings.limit)
+    data = load_dataset(settings.dataset, settings.limit, image_size=settings.image_size, color=settings.color,
+                        test_share=settings.test_share)
     if settings.binarize == "static":
         data.x_train, data.x_test = ((x > 0.5).astype("float32") for x in (data.x_train, data.x_test))
     elif settings.binarize == "dynamic":  # a fixed sample of the test set, so validation is comparable
