@@ -12,13 +12,11 @@ import pandas as pd
 import pytest
 
 import run_experiments
-from conftest import TINY, run_script
+from conftest import SUITE, TINY, run_script
 from utils.stats import estimate, paired_difference, t975
 from utils.suite import (LocalBackend, RunLocks, SuiteFolders, SuiteRequest, default_pool_dir, default_suite_dir, plan,
                          plan_locked, slot_environments, train_command, visible_gpus)
 from utils.suite_report import summary_markdown
-
-SUITE = ["--suite", "activations", "--variants", "base_lrelu,gelu_full", "--seeds", "2", "--epochs", "1", *TINY]
 
 
 # ---- statistics -------------------------------------------------------------------------------
@@ -233,13 +231,9 @@ def run_cli(out, *extra):
     return run_script("run_experiments.py", *SUITE, "--out", out, *extra, timeout=900)
 
 
-@pytest.fixture(scope="module")
-def suite(tmp_path_factory):
-    """A suite folder `activations` and, beside it, the pool holding its four runs."""
-    out = tmp_path_factory.mktemp("suite") / "activations"
-    done = run_cli(out, "--jobs", "2")
-    assert done.returncode == 0, done.stdout + done.stderr
-    return out, done.stdout
+@pytest.fixture
+def suite(local_suite):
+    return local_suite
 
 
 def copy_of(suite_dir, tmp_path):

@@ -281,9 +281,11 @@ def start_training(job, request, folders, env, where=None):
     here they are not written atomically.
     """
     command = train_command(job, request, folders)
+    action = "resume (the run an earlier attempt began)" if job.action == "new" and "--resume" in command \
+        else job.action
     folders.logs.mkdir(parents=True, exist_ok=True)
     log = open(folders.logs / f"{job.name}.log", "a")
-    log.write(f"=== {runs.now()} {job.action} on {where or socket.gethostname()}: {' '.join(command)}\n")
+    log.write(f"=== {runs.now()} {action} on {where or socket.gethostname()}: {' '.join(command)}\n")
     log.flush()
     process = subprocess.Popen([sys.executable, str(LIFELINE), str(os.getpid()), *command], cwd=REPO_ROOT,
                                env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, stdin=subprocess.DEVNULL,

@@ -14,6 +14,7 @@ import os
 import socket
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 from utils.errors import UserError
@@ -21,6 +22,7 @@ from utils.suite import Attempt, Backend, start_training, thread_environment
 
 RETRIES = 3  # Ray's default for tasks: a run survives the loss of three nodes
 PROBE_WAIT = 3.0  # seconds the driver waits for a probe file (a shared file system may show it late)
+LOOPBACK = ("127.0.0.1", "localhost")
 
 
 def import_ray():
@@ -67,17 +69,17 @@ class RayBackend(Backend):
         options = dict(log_to_driver=False, logging_level="ERROR", configure_logging=True)
         if self.address:
             _check_reachable(self.address)
-            host = self.address.removeprefix("ray://").rpartition(":")[0]
-            if host in ("127.0.0.1", "localhost"):  # nodes on loopback: the driver must join them there
-                options["_node_ip_address"] = "127.0.0.1"
+            loopback = self.address.removeprefix("ray://").rpartition(":")[0] in LOOPBACK
             try:
-                ray.init(address=self.address, **options)
+                with _kept_on_loopback(loopback):
+                    ray.init(address=self.address, **options)
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise UserError(f"cannot connect to the Ray cluster at {self.address}: "
                                 f"{' '.join(str(e).split())[:300]}") from None
         else:
-            # This machine may talk to 127.0.0.1 only; "local" starts a new Ray even if one is running.
-            ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, **options)
+            # "local" starts a new Ray even if another one runs on this machine.
+            with _kept_on_loopback(True):
+                ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, **options)
         if self.gpus is None:
             self.gpus = 1 if ray.cluster_resources().get("GPU") else 0
         self.nodes = self._usable_nodes()
@@ -155,6 +157,25 @@ class RayBackend(Backend):
         finally:  # an interrupt (or an error in on_done): stop the tasks, which stops their trainings
             for ref in pending:
                 ray.cancel(ref, force=True)
+
+
+@contextmanager
+def _kept_on_loopback(loopback):
+    """Within it, Ray leaves 127.0.0.1 as it is. Ray replaces 127.0.0.1 in the addresses given to
+    ray.init by this machine's network address, on purpose, so that other machines can reach its
+    services (ray-project/ray#26293); a Ray that lives on one machine that allows traffic to 127.0.0.1
+    only (this project's test machines) must be started and joined on 127.0.0.1 itself."""
+    if not loopback:
+        yield
+        return
+    from ray._private import services
+
+    original = services.get_node_ip_address
+    services.get_node_ip_address = lambda address=None: "127.0.0.1"
+    try:
+        yield
+    finally:
+        services.get_node_ip_address = original
 
 
 def _positive(value):
