@@ -1,5 +1,6 @@
 """Shared test helpers: the repo on sys.path, quiet TensorFlow, and a CLI runner."""
 
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +23,17 @@ def run_script(script, *args, timeout=300, env=None, cwd=None):
     """Run one of the repo's scripts in a fresh Python process; returns the CompletedProcess."""
     return subprocess.run([sys.executable, str(REPO / script), *map(str, args)], capture_output=True,
                           text=True, timeout=timeout, cwd=cwd or REPO, env={**os.environ, **(env or {})})
+
+
+def params(run_dir):
+    """A run folder's params.json."""
+    return json.loads((Path(run_dir) / "params.json").read_text())
+
+
+def run_dirs(runs_dir):
+    """{(variant, seed): run folder} of a pool (or an earlier layout's `<suite>/runs`)."""
+    return {(params(d)["variant"], params(d)["training"]["seed"]): d for d in Path(runs_dir).glob("*/")
+            if (d / "params.json").is_file()}
 
 
 def last_line(text):

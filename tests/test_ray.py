@@ -2,7 +2,6 @@
 on 127.0.0.1), shared by every test here: the same summary as the local backend, a node lost while
 its run trains, and a folder that a node cannot see."""
 
-import json
 import os
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import REPO, SUITE, run_script
+from conftest import REPO, SUITE, params, run_dirs, run_script
 from utils.suite_report import COLUMNS
 
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
@@ -64,16 +63,6 @@ def wait_for(condition, timeout, what):
 def run_ray(cluster, out, *extra, timeout=900):
     return run_script("run_experiments.py", *SUITE, "--out", out, "--backend", "ray", "--ray-address",
                       cluster.address, *extra, timeout=timeout)
-
-
-def params(run_dir):
-    return json.loads((run_dir / "params.json").read_text())
-
-
-def runs_in(pool):
-    """{(variant, seed): run folder} of a pool."""
-    return {(params(d)["variant"], params(d)["training"]["seed"]): d for d in pool.glob("*/")
-            if (d / "params.json").is_file()}
 
 
 def hiding_command(folder):
@@ -138,7 +127,7 @@ def test_a_node_lost_while_its_run_trains_is_resumed_elsewhere(cluster, tmp_path
             return next((log for log in logs if worker.node_id[:8] in log.read_text()), None)
 
         def worker_run():
-            return worker_log() and runs_in(pool).get(("base_lrelu", int(worker_log().stem.rsplit("seed", 1)[1])))
+            return worker_log() and run_dirs(pool).get(("base_lrelu", int(worker_log().stem.rsplit("seed", 1)[1])))
 
         def epochs_written():
             history = worker_run() and worker_run() / "training.csv"
@@ -155,7 +144,7 @@ def test_a_node_lost_while_its_run_trains_is_resumed_elsewhere(cluster, tmp_path
             cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
     assert suite.returncode == 0, stdout
     assert stdout.count("-> finished in") == 2
-    for run_dir in runs_in(pool).values():
+    for run_dir in run_dirs(pool).values():
         assert list(pd.read_csv(run_dir / "training.csv")["epoch"]) == [1, 2, 3, 4, 5]
         assert params(run_dir)["status"] == "finished"
     resumes = params(lost)["resumes"]

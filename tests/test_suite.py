@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import run_experiments
-from conftest import SUITE, TINY, run_script
+from conftest import SUITE, TINY, params, run_dirs, run_script
 from utils.stats import estimate, paired_difference, t975
 from utils.suite import (LocalBackend, RunLocks, SuiteFolders, SuiteRequest, default_pool_dir, default_suite_dir, plan,
                          plan_locked, slot_environments, train_command, visible_gpus)
@@ -240,16 +240,6 @@ def copy_of(suite_dir, tmp_path):
     """A copy of the suite folder and its pool; returns the copied suite folder."""
     shutil.copytree(suite_dir.parent, tmp_path / "copy")
     return tmp_path / "copy" / suite_dir.name
-
-
-def params(run_dir):
-    return json.loads((run_dir / "params.json").read_text())
-
-
-def run_dirs(runs_dir):
-    """{(variant, seed): run folder} of a pool (or an earlier layout's `<suite>/runs`)."""
-    return {(params(d)["variant"], params(d)["training"]["seed"]): d for d in runs_dir.glob("*/")
-            if (d / "params.json").is_file()}
 
 
 def test_suite_writes_runs_logs_summary_and_figures(suite):
