@@ -1,5 +1,6 @@
 """Shared test helpers: the repo on sys.path, quiet TensorFlow, and a CLI runner."""
 
+import json
 import os
 import subprocess
 import sys
@@ -14,12 +15,25 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # the tests are CPU-sized
 
 # Small, real data: the first few hundred Fashion-MNIST images from Debian's package.
 TINY = ["--dataset", "fashion_mnist", "--limit", "300"]
+# A real suite of 2 variants x 2 seeds x 1 epoch, for run_experiments.py
+SUITE = ["--suite", "activations", "--variants", "base_lrelu,gelu_full", "--seeds", "2", "--epochs", "1", *TINY]
 
 
 def run_script(script, *args, timeout=300, env=None, cwd=None):
     """Run one of the repo's scripts in a fresh Python process; returns the CompletedProcess."""
     return subprocess.run([sys.executable, str(REPO / script), *map(str, args)], capture_output=True,
                           text=True, timeout=timeout, cwd=cwd or REPO, env={**os.environ, **(env or {})})
+
+
+def params(run_dir):
+    """A run folder's params.json."""
+    return json.loads((Path(run_dir) / "params.json").read_text())
+
+
+def run_dirs(runs_dir):
+    """{(variant, seed): run folder} of a pool (or an earlier layout's `<suite>/runs`)."""
+    return {(params(d)["variant"], params(d)["training"]["seed"]): d for d in Path(runs_dir).glob("*/")
+            if (d / "params.json").is_file()}
 
 
 def last_line(text):
@@ -36,3 +50,13 @@ def trained_run(tmp_path_factory):
                         "--run-root", root, *TINY)
     assert result.returncode == 0, result.stderr[-3000:]
     return Path(last_line(result.stdout))
+
+
+@pytest.fixture(scope="session")
+def local_suite(tmp_path_factory):
+    """(suite folder, stdout) of SUITE trained by the local backend, two at a time; its pool of four
+    runs is beside it. Read-only: tests that change it work on a copy. The Ray tests compare with it."""
+    out = tmp_path_factory.mktemp("suite") / "activations"
+    done = run_script("run_experiments.py", *SUITE, "--out", out, "--jobs", "2", timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out, done.stdout

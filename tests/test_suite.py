@@ -1,21 +1,22 @@
 """run_experiments.py and utils/{suite,suite_report,stats}.py: statistics against hand-computed numbers,
-planning on fake run folders, bad input, and a real 2 variants x 2 seeds x 1 epoch suite on Fashion-MNIST."""
+planning on fake run folders, the pool shared by suites, bad input, and a real 2 variants x 2 seeds x
+1 epoch suite on Fashion-MNIST."""
 
 import json
 import math
 import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import run_experiments
-from conftest import TINY, run_script
+from conftest import SUITE, TINY, params, run_dirs, run_script
 from utils.stats import estimate, paired_difference, t975
-from utils.suite import SuiteRequest, default_suite_dir, plan, slot_environments, train_command, visible_gpus
+from utils.suite import (LocalBackend, RunLocks, SuiteFolders, SuiteRequest, default_pool_dir, default_suite_dir, plan,
+                         plan_locked, slot_environments, train_command, visible_gpus)
 from utils.suite_report import summary_markdown
-
-SUITE = ["--suite", "activations", "--variants", "base_lrelu,gelu_full", "--seeds", "2", "--epochs", "1", *TINY]
 
 
 # ---- statistics -------------------------------------------------------------------------------
@@ -52,13 +53,17 @@ def test_paired_difference_uses_common_seeds_only():
 
 # ---- planning and devices, on fake run folders ----------------------------------------------------
 
-def fake_run(suite_dir, number, variant, seed, status="finished", epochs=1, dataset="fashion_mnist", limit=300):
-    run_dir = Path(suite_dir) / "runs" / f"{number:04d}_{dataset}_{variant}"
+def fake_run(runs_dir, number, variant, seed, status="finished", epochs=1, dataset="fashion_mnist", limit=300):
+    run_dir = Path(runs_dir) / f"{number:04d}_{dataset}_{variant}"
     run_dir.mkdir(parents=True)
     (run_dir / "params.json").write_text(json.dumps({
         "variant": variant, "status": status, "n_train": limit, "n_test": 100,
         "training": {"dataset": dataset, "epochs": epochs, "seed": seed, "limit": limit},
         "result": {"epochs": epochs, "final_val_loss": 50.0}}))
+    losses = {"loss": 60.0, "r_loss": 55.0, "kl_loss": 5.0, "val_loss": 50.0 + seed, "val_r_loss": 45.0,
+              "val_kl_loss": 5.0}
+    pd.DataFrame([{"epoch": e + 1, **losses, "lr": 5e-4, "train_seconds": 1.0} for e in range(epochs)]).to_csv(
+        run_dir / "training.csv", index=False)
     return run_dir
 
 
@@ -68,23 +73,57 @@ def request(**changes):
     return SuiteRequest(**{**settings, **changes})
 
 
+def folders(tmp_path):
+    return SuiteFolders(tmp_path / "activations", tmp_path / "pool")
+
+
 def test_request_keeps_suite_order_and_picks_reference():
     assert request().variants == ("base_lrelu", "gelu_full") and request().reference == "base_lrelu"
     bn = SuiteRequest("batchnorm", 1)
     assert bn.reference == "gelu_full"  # base_lrelu is not in it: the first variant
     assert default_suite_dir(request(), root="x") == Path("x/activations_fashion_mnist_limit300")
     assert default_suite_dir(SuiteRequest("dropout", 1, dataset="fashion_mnist")).name == "dropout_fashion_mnist"
+    assert default_pool_dir(request(), "x/dropout_fashion_mnist_limit300") == Path("x/pool_fashion_mnist_limit300").absolute()
 
 
 def test_plan_skips_resumes_extends_and_starts(tmp_path):
-    fake_run(tmp_path, 1, "base_lrelu", 0)
-    fake_run(tmp_path, 2, "base_lrelu", 1, status="running")
-    fake_run(tmp_path, 3, "gelu_full", 0, status="failed: interrupted")
-    fake_run(tmp_path, 4, "gelu_full", 5)  # a seed outside the request is left alone
-    actions = {(j.variant, j.seed): j.action for j in plan(request(), tmp_path)}
+    where = folders(tmp_path)
+    fake_run(where.pool, 1, "base_lrelu", 0)
+    fake_run(where.pool, 2, "base_lrelu", 1, status="running")
+    fake_run(where.suite / "runs", 3, "gelu_full", 0, status="failed: interrupted")  # the earlier layout
+    fake_run(where.pool, 4, "gelu_full", 5)  # a seed outside the request is left alone
+    actions = {(j.variant, j.seed): j.action for j in plan(request(), where)}
     assert actions == {("base_lrelu", 0): "skip", ("base_lrelu", 1): "resume",
                        ("gelu_full", 0): "resume", ("gelu_full", 1): "new"}
-    assert plan(request(epochs=3), tmp_path)[0].action == "extend"
+    assert plan(request(epochs=3), where)[0].action == "extend"
+
+
+def test_after_suite_all_the_section_suites_train_nothing(tmp_path):
+    pool = tmp_path / POOL  # as `--suite all --seeds 2 --epochs 1 --limit 300` leaves it
+    for number, (variant, seed) in enumerate(SuiteRequest("all", 2).keys(), 1):
+        fake_run(pool, number, variant, seed)
+    for name in ("activations", "dropout", "batchnorm", "layernorm"):
+        lines = []
+        result = run_experiments.run_suite(name, 2, 1, "fashion_mnist", 300, root=tmp_path, log=lines.append)
+        assert result.ok and result.suite_dir == tmp_path / f"{name}_fashion_mnist_limit300"
+        assert "0 to resume, 0 to extend to 1 epoch, 0 new;" in lines[1]
+        assert len(result.summary) == 2 * len(SuiteRequest(name, 2).variants)
+        assert all((result.suite_dir / f).is_file() for f in ("summary.md", "losses.png", "total_loss.png"))
+    assert len(run_dirs(pool)) == 18
+
+
+def test_runs_being_trained_by_another_suite_are_refused_and_finished_ones_shared(tmp_path):
+    where = folders(tmp_path)
+    fake_run(where.pool, 1, "base_lrelu", 0)
+    with RunLocks(where.pool) as other:
+        other.take([("base_lrelu", 1)])  # another suite (here: this process) is training it
+        with RunLocks(where.pool) as mine:
+            with pytest.raises(run_experiments.UserError, match="another run_experiments.py is training base_lrelu "
+                                                                  "seed 1"):
+                plan_locked(request(variants=("base_lrelu",)), where, mine)
+            todo = plan_locked(request(variants=("gelu_full",)), where, mine)  # other runs: no conflict
+            assert [j.action for j in todo] == ["new", "new"] and ("gelu_full", 1) in mine
+            assert ("base_lrelu", 0) not in mine  # finished: read by both, locked by neither
 
 
 @pytest.mark.parametrize("run_settings, words", [
@@ -93,24 +132,30 @@ def test_plan_skips_resumes_extends_and_starts(tmp_path):
     ({"dataset": "mnist"}, "trained on mnist"),
 ])
 def test_plan_refuses_runs_made_with_other_settings(tmp_path, run_settings, words):
-    fake_run(tmp_path, 1, "base_lrelu", 0, **run_settings)
+    fake_run(folders(tmp_path).pool, 1, "base_lrelu", 0, **run_settings)
     with pytest.raises(run_experiments.UserError, match=words):
-        plan(request(), tmp_path)
+        plan(request(), folders(tmp_path))
 
 
-def test_train_commands(tmp_path):
-    new, resume = plan(request(), tmp_path)[0], plan(request(), tmp_path)[0]
-    assert train_command(new, request(), tmp_path)[2:] == [
+def test_train_command_is_decided_when_the_job_starts(tmp_path):
+    where = folders(tmp_path)
+    job = plan(request(), where)[0]
+    assert job.action == "new" and train_command(job, request(), where)[2:] == [
         "--preset", "base_lrelu", "--dataset", "fashion_mnist", "--epochs", "1", "--seed", "0",
-        "--run-root", str(tmp_path / "runs"), "--limit", "300"]
-    resume.run_dir = tmp_path / "runs" / "0001_x"
-    assert train_command(resume, request(epochs=4), tmp_path)[2:] == ["--resume", str(resume.run_dir), "--epochs", "4"]
+        "--run-root", str(where.pool), "--limit", "300"]
+    # A run folder made after planning (by an attempt on a node that was then lost) is resumed.
+    run_dir = fake_run(where.pool, 7, "base_lrelu", 0, status="running")
+    assert train_command(job, request(epochs=4), where)[2:] == ["--resume", str(run_dir), "--epochs", "4"]
 
 
 def test_one_gpu_per_job_and_cpu_threads_shared(monkeypatch):
     envs = slot_environments(3, gpus=["0", "1"])
     assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "1", "0"]
     assert all(e["TF_FORCE_GPU_ALLOW_GROWTH"] == "true" for e in envs)  # two jobs share GPU 0
+    packed = LocalBackend(4, environments=slot_environments(4, gpus=["0"]))  # four trainings on one GPU
+    assert {e["CUDA_VISIBLE_DEVICES"] for e in packed.environments} == {"0"}
+    assert {e["TF_FORCE_GPU_ALLOW_GROWTH"] for e in packed.environments} == {"true"}
+    assert packed.describe() == "4 at a time on GPU 0 (several to a GPU, memory growth on)"
     assert slot_environments(2, gpus=["0", "1"]) == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
     assert {e["TF_NUM_INTRAOP_THREADS"] for e in slot_environments(2, gpus=[], cpus=2)} == {"1"}
     assert slot_environments(1, gpus=[]) == [{}]
@@ -140,14 +185,33 @@ def test_summary_says_when_the_interval_is_undefined():
     (["--suite", "activations", "--limit", "0"], 1, "--limit must be a positive integer"),
     (["--suite", "dropout", "--variants", "gelu_encoder"], 1, "not in suite 'dropout'"),
     (["--suite", "activations", "--dataset", "nope"], 1, "unknown dataset 'nope'"),
+    (["--suite", "activations", "--backend", "nope"], 2, "argument --backend: invalid choice: 'nope'"),
+    (["--suite", "activations", "--backend", "ray", "--gpus-per-run", "0"], 1, "--gpus-per-run must be a number > 0"),
+    (["--suite", "activations", "--backend", "ray", "--gpus-per-run", "-0.5"], 1, "--gpus-per-run must be a number"),
+    (["--suite", "activations", "--backend", "ray", "--gpus-per-run", "1.5"], 1, "a fraction up to 1 or a whole"),
+    (["--suite", "activations", "--backend", "ray", "--cpus-per-run", "0"], 1, "--cpus-per-run must be a number > 0"),
+    (["--suite", "activations", "--backend", "ray", "--jobs", "2"], 1, "--jobs is for the local backend"),
+    (["--suite", "activations", "--gpus-per-run", "0.5"], 1, "--gpus-per-run is for --backend ray"),
+    (["--suite", "activations", "--backend", "ray", "--ray-address", "127.0.0.1:9", *TINY], 1,
+     "cannot reach a Ray cluster at --ray-address 127.0.0.1:9"),
 ])
 def test_bad_input(tmp_path, capsys, flags, code, words):
     out = tmp_path / "suite"
     with pytest.raises(SystemExit) as exit_info:
         run_experiments.main(flags + ["--out", str(out)])
     err = capsys.readouterr().err
-    assert exit_info.value.code == code and words in err and len(err.strip().splitlines()) == 1
-    assert not out.exists()
+    assert exit_info.value.code == code and words in err and len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []  # neither the suite folder nor the pool
+
+
+def test_ray_not_installed_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where Ray is not installed
+    with pytest.raises(SystemExit) as exit_info:
+        run_experiments.main(["--suite", "activations", "--backend", "ray", "--out", str(tmp_path / "suite")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and len(err.strip().splitlines()) == 1
+    assert "Ray, which is not installed: pip install -r requirements-extras.txt" in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_unwritable_out_is_refused(tmp_path, capsys):
@@ -160,30 +224,27 @@ def test_unwritable_out_is_refused(tmp_path, capsys):
 
 # ---- a real suite: 2 variants x 2 seeds x 1 epoch on 300 images, two at a time -----------------------
 
+POOL = "pool_fashion_mnist_limit300"
+
+
 def run_cli(out, *extra):
     return run_script("run_experiments.py", *SUITE, "--out", out, *extra, timeout=900)
 
 
-@pytest.fixture(scope="module")
-def suite(tmp_path_factory):
-    out = tmp_path_factory.mktemp("suite") / "activations"
-    done = run_cli(out, "--jobs", "2")
-    assert done.returncode == 0, done.stdout + done.stderr
-    return out, done.stdout
+@pytest.fixture
+def suite(local_suite):
+    return local_suite
 
 
-def params(run_dir):
-    return json.loads((run_dir / "params.json").read_text())
-
-
-def run_dirs(suite_dir):
-    """{(variant, seed): run folder} of a suite folder."""
-    return {(params(d)["variant"], params(d)["training"]["seed"]): d for d in (suite_dir / "runs").glob("*/")}
+def copy_of(suite_dir, tmp_path):
+    """A copy of the suite folder and its pool; returns the copied suite folder."""
+    shutil.copytree(suite_dir.parent, tmp_path / "copy")
+    return tmp_path / "copy" / suite_dir.name
 
 
 def test_suite_writes_runs_logs_summary_and_figures(suite):
     out, stdout = suite
-    found = run_dirs(out)
+    found = run_dirs(out.parent / POOL)
     assert set(found) == {(v, s) for v in ("base_lrelu", "gelu_full") for s in (0, 1)}
     assert {params(d)["status"] for d in found.values()} == {"finished"}
     assert stdout.count("-> finished in") == 4 and "val_loss" in stdout
@@ -191,6 +252,7 @@ def test_suite_writes_runs_logs_summary_and_figures(suite):
         "base_lrelu_seed0.log", "base_lrelu_seed1.log", "gelu_full_seed0.log", "gelu_full_seed1.log"]
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == 4 and set(summary["status"]) == {"finished"} and (summary["epochs"] == 1).all()
+    assert all(d.startswith(f"../{POOL}/") for d in summary["run_dir"])
     assert summary[["final_val_loss", "best_val_loss", "final_val_r_loss", "final_val_kl_loss",
                     "final_loss"]].notna().all().all()
     text = (out / "summary.md").read_text()
@@ -202,16 +264,35 @@ def test_suite_writes_runs_logs_summary_and_figures(suite):
 
 def test_rerun_skips_every_finished_run(suite):
     out, _ = suite
-    stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*") if p.is_file()}
+    stamps = {p: p.stat().st_mtime_ns for p in (out.parent / POOL).rglob("*") if p.is_file()}
     again = run_cli(out)
     assert again.returncode == 0 and again.stdout.count(": skipped (") == 4 and "4 finished (skipped)" in again.stdout
-    assert {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*") if p.is_file()} == stamps
+    assert {p: p.stat().st_mtime_ns for p in (out.parent / POOL).rglob("*") if p.is_file()} == stamps
+
+
+def test_other_suites_reuse_the_pool_and_write_their_own_summary(suite, tmp_path):
+    out = copy_of(suite[0], tmp_path)
+    for name, variants in (("all", "base_lrelu,gelu_full"), ("dropout", "base_lrelu,gelu_full"),
+                           ("batchnorm", "gelu_full"), ("layernorm", "gelu_full")):
+        other = out.parent / name
+        done = run_cli(other, "--suite", name, "--variants", variants)
+        assert done.returncode == 0 and "0 to resume, 0 to extend to 1 epoch, 0 new;" in done.stdout, done.stdout
+        assert "-> finished" not in done.stdout and (other / "summary.md").is_file() and (other / "losses.png").is_file()
+    assert len(run_dirs(out.parent / POOL)) == 4
+
+
+def test_runs_in_the_earlier_layout_are_still_found(suite, tmp_path):
+    out = copy_of(suite[0], tmp_path)
+    (out.parent / POOL).rename(out / "runs")  # the suite folder as run_experiments.py used to leave it
+    again = run_cli(out)
+    assert again.returncode == 0 and "4 finished (skipped)" in again.stdout, again.stdout + again.stderr
+    assert set(pd.read_csv(out / "summary.csv")["status"]) == {"finished"}
 
 
 def test_unfinished_run_resumed_and_failed_run_reported(suite, tmp_path):
-    out = tmp_path / "copy"
-    shutil.copytree(suite[0], out)
-    killed, broken = run_dirs(out)[("base_lrelu", 0)], run_dirs(out)[("gelu_full", 1)]
+    out = copy_of(suite[0], tmp_path)
+    pool = out.parent / POOL
+    killed, broken = run_dirs(pool)[("base_lrelu", 0)], run_dirs(pool)[("gelu_full", 1)]
     for run_dir in (killed, broken):  # as a kill leaves them: status running
         (run_dir / "params.json").write_text(json.dumps({**params(run_dir), "status": "running"}))
     shutil.rmtree(killed / "backup")  # killed before its first epoch ended
@@ -230,10 +311,9 @@ def test_unfinished_run_resumed_and_failed_run_reported(suite, tmp_path):
 
 
 def test_more_epochs_extend_runs_and_fewer_are_refused(suite, tmp_path):
-    out = tmp_path / "copy"
-    shutil.copytree(suite[0], out)
+    out = copy_of(suite[0], tmp_path)
     longer = run_cli(out, "--variants", "gelu_full", "--seeds", "1", "--epochs", "2")
     assert longer.returncode == 0 and "gelu_full seed 0: extend -> finished" in longer.stdout
-    assert list(pd.read_csv(run_dirs(out)[("gelu_full", 0)] / "training.csv")["epoch"]) == [1, 2]
+    assert list(pd.read_csv(run_dirs(out.parent / POOL)[("gelu_full", 0)] / "training.csv")["epoch"]) == [1, 2]
     shorter = run_cli(out)
     assert shorter.returncode == 1 and "more than --epochs 1" in shorter.stderr

@@ -102,3 +102,13 @@ def test_colour_npz_trains_with_bce_and_a_larger_latent(tmp_path):
     assert (run_dir / "viz" / "latent_space.png").is_file() and not (run_dir / "viz" / "manifold.png").exists()
     history = pd.read_csv(run_dir / "training.csv")
     assert history["loss"].iloc[0] == history["r_loss"].iloc[0]  # warm-up: beta is 0 in the first epoch
+
+
+def test_peak_gpu_memory_is_recorded_on_a_gpu_only(trained_run, monkeypatch):
+    from utils import training
+
+    assert "gpu_peak_memory_mb" not in json.loads((trained_run / "params.json").read_text())["result"]  # CPU
+    monkeypatch.setattr(training, "on_gpu", lambda: True)
+    monkeypatch.setattr(training.tf.config.experimental, "get_memory_info",
+                        lambda device: {"current": 0, "peak": 300 * 2**20} if device == "GPU:0" else None)
+    assert training.run_result(trained_run)["gpu_peak_memory_mb"] == 300.0

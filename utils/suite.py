@@ -1,14 +1,23 @@
 """A suite of study variants × seeds: which run folders exist, which to skip, resume, extend or start,
-and training them as parallel `train.py` processes. `utils.suite_report` summarises the result.
+and the local backend that trains them as parallel `train.py` processes (`utils.suite_ray` is the
+other). `utils.suite_report` summarises the result.
 
+    <pool>/                               shared by every suite on the same data (dataset and --limit)
+        NNNN_<dataset>_<variant>/         one run folder per (variant, seed), made by train.py
+        .locks/<variant>_seed<S>.lock     held while a runner trains that run
     <suite folder>/
-        runs/NNNN_<dataset>_<variant>/   one run folder per (variant, seed), made by train_vae.py
         logs/<variant>_seed<S>.log        stdout and stderr of every attempt at that run
         summary.csv, summary.md, losses.png, total_loss.png
+        runs/                             the earlier layout's run folders: still found and used
+
+A backend is an object with `describe()`, `check_shared(folders)` and `run(jobs, request, folders,
+on_done)`, used as a context manager; `run` calls `on_done(attempt)` as each job ends, and the runner
+needs nothing else from it.
 """
 
 import fcntl
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -23,6 +32,7 @@ from utils.presets import SUITES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TRAIN_SCRIPT = REPO_ROOT / "train.py"  # every family; train_vae.py is the same command for VAEs
+LIFELINE = REPO_ROOT / "utils" / "lifeline.py"
 SUITE_ROOT = Path("run") / "experiments"
 RUNS = "runs"
 LOGS = "logs"
@@ -63,6 +73,10 @@ class SuiteRequest:
         """Every (variant, seed) of the request, variant by variant."""
         return [(v, s) for v in self.variants for s in range(self.seeds)]
 
+    def data_label(self):
+        """`<dataset>[_limitN]`, the part of the default folder names that keeps other data apart."""
+        return dataset_name(self.dataset) + (f"_limit{self.limit}" if self.limit else "")
+
 
 def plural(n, word):
     """`1 epoch`, `3 epochs`."""
@@ -71,20 +85,50 @@ def plural(n, word):
 
 def default_suite_dir(request, root=SUITE_ROOT):
     """`<root>/<suite>_<dataset>[_limitN]`: other data, another folder, so runs never mix."""
-    name = f"{request.suite}_{dataset_name(request.dataset)}"
-    return Path(root) / (name + (f"_limit{request.limit}" if request.limit else ""))
+    return Path(root) / f"{request.suite}_{request.data_label()}"
 
 
-def check_writable(folder):
+def default_pool_dir(request, suite_dir):
+    """`pool_<dataset>[_limitN]` beside the suite folder, so that suites side by side share their runs."""
+    return Path(suite_dir).absolute().parent / f"pool_{request.data_label()}"
+
+
+@dataclass(frozen=True)
+class SuiteFolders:
+    """Where a suite's files are: its own folder (summary, figures, logs) and the pool of run folders it
+    shares with other suites; absolute, since Ray tasks on other nodes use them too."""
+
+    suite: Path
+    pool: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "suite", Path(self.suite).absolute())
+        object.__setattr__(self, "pool", Path(self.pool).absolute())
+
+    @property
+    def logs(self):
+        return self.suite / LOGS
+
+    @property
+    def places(self):
+        """Where runs are looked for: the pool, then `<suite>/runs` (the earlier layout, still used)."""
+        return (self.pool, self.suite / RUNS)
+
+    def runs(self):
+        """{(variant, seed): (run_dir, params)} of every run found in `places`."""
+        return find_runs(*self.places)
+
+
+def check_writable(folder, flag="--out"):
     """A one-line error unless `folder` exists as a writable folder or could be made; creates nothing."""
     folder = Path(folder).absolute()
     existing = folder
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise UserError(f"cannot use {folder} as the suite folder: {existing} is a file; pass another --out")
+        raise UserError(f"cannot use {folder} as a folder: {existing} is a file; pass another {flag}")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"cannot write to {existing}; pass a writable --out")
+        raise UserError(f"cannot write to {existing}; pass a writable {flag}")
 
 
 @dataclass
@@ -102,13 +146,13 @@ class Job:
         return f"{self.variant}_seed{self.seed}"
 
 
-def find_runs(runs_dir):
-    """{(variant, seed): (run_dir, params)} from the params.json of every run folder in `runs_dir`.
+def find_runs(*runs_dirs):
+    """{(variant, seed): (run_dir, params)} from the params.json of every run folder in `runs_dirs`.
 
     If a pair has several folders (a copy, say), the finished one with the most epochs wins.
     """
     found = {}
-    for run_dir in sorted(Path(runs_dir).glob("*/")) if Path(runs_dir).is_dir() else []:
+    for run_dir in (d for folder in map(Path, runs_dirs) if folder.is_dir() for d in sorted(folder.glob("*/"))):
         if not (run_dir / runs.PARAMS).is_file():
             continue  # killed before params.json was written: nothing in it can be resumed
         params = runs.read_params(run_dir)
@@ -119,14 +163,14 @@ def find_runs(runs_dir):
     return {key: (run_dir, params) for key, (run_dir, params, _) in found.items()}
 
 
-def plan(request, suite_dir):
+def plan(request, folders):
     """A `Job` for every (variant, seed) of the request; refuses runs made with other settings.
 
-    Dataset or --limit differing from the run's: refused (other data belong in another folder).
+    Dataset or --limit differing from the run's: refused (other data belong in another pool).
     More epochs than the run was set to: the run is extended with `--resume DIR --epochs E`.
     Fewer: refused, since the summary would compare runs of unequal length.
     """
-    existing = find_runs(Path(suite_dir) / RUNS)
+    existing = folders.runs()
     jobs = []
     for variant, seed in request.keys():
         if (variant, seed) not in existing:
@@ -137,11 +181,11 @@ def plan(request, suite_dir):
         if (training.get("dataset"), training.get("limit")) != (request.dataset, request.limit):
             raise UserError(
                 f"{run_dir} was trained on {training.get('dataset')} with --limit {training.get('limit')}, "
-                f"not {request.dataset} with --limit {request.limit}; use the same settings or another --out")
+                f"not {request.dataset} with --limit {request.limit}; use the same settings or another --pool")
         if training["epochs"] > request.epochs:
             raise UserError(
                 f"{run_dir} is set to {training['epochs']} epochs, more than --epochs {request.epochs}; "
-                f"pass --epochs {training['epochs']} (or more) or another --out, so that runs of unequal "
+                f"pass --epochs {training['epochs']} (or more) or another --pool, so that runs of unequal "
                 "length are not compared")
         if params.get("status") == "finished":
             action = "skip" if training["epochs"] == request.epochs else "extend"
@@ -151,34 +195,102 @@ def plan(request, suite_dir):
     return jobs
 
 
+def _exclusive(path, message):
+    """`path` opened and locked exclusively, or a one-line error if another process holds it."""
+    file = open(path, "w")
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        file.close()
+        raise UserError(message) from None
+    return file
+
+
 class SuiteLock:
-    """An exclusive lock on the suite folder, so two runners never train the same runs at once."""
+    """An exclusive lock on the suite folder, so two runners never write the same summary and logs."""
 
     def __init__(self, suite_dir):
         self.path = Path(suite_dir) / ".suite.lock"
 
     def __enter__(self):
-        self.file = open(self.path, "w")
-        try:
-            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.file.close()
-            raise UserError(f"another run_experiments.py is working in {self.path.parent}; wait for it "
-                            "or stop it first") from None
+        self.file = _exclusive(self.path, f"another run_experiments.py is working in {self.path.parent}; "
+                                          "wait for it or stop it first")
         return self
 
     def __exit__(self, *exc):
         self.file.close()
 
 
-def train_command(job, request, suite_dir):
-    """The `train_vae.py` command line for a job: a new run, or `--resume DIR --epochs E`."""
+class RunLocks:
+    """Exclusive locks on single runs of a pool, so two suites sharing it never train the same run at
+    once, while each may train the runs the other does not need."""
+
+    def __init__(self, pool):
+        self.folder = Path(pool) / ".locks"
+        self.files = {}
+
+    def __contains__(self, key):
+        return key in self.files
+
+    def take(self, keys):
+        """Lock every (variant, seed) of `keys`; a one-line error if another runner holds one."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for variant, seed in keys:
+            self.files[(variant, seed)] = _exclusive(
+                self.folder / f"{variant}_seed{seed}.lock",
+                f"another run_experiments.py is training {variant} seed {seed} in {self.folder.parent}; "
+                "wait for it or stop it first")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for file in self.files.values():
+            file.close()
+
+
+def plan_locked(request, folders, locks):
+    """`plan`, after locking every run it will train: planning again under the locks catches a run
+    another suite started or extended in the meantime."""
+    while True:
+        todo = plan(request, folders)
+        unlocked = [(j.variant, j.seed) for j in todo if j.action != "skip" and (j.variant, j.seed) not in locks]
+        if not unlocked:
+            return todo
+        locks.take(unlocked)
+
+
+def train_command(job, request, folders):
+    """The `train.py` command line for a job, decided when it starts rather than when it was
+    planned: `--resume DIR --epochs E` if its (variant, seed) has a run folder by then (so a Ray task
+    retried after its node was lost continues the run that node began), else a new run in the pool."""
     command = [sys.executable, str(TRAIN_SCRIPT)]
-    if job.run_dir is not None:
-        return command + ["--resume", str(Path(job.run_dir).absolute()), "--epochs", str(request.epochs)]
+    found = folders.runs().get((job.variant, job.seed))
+    if found is not None:
+        return command + ["--resume", str(found[0]), "--epochs", str(request.epochs)]
     command += ["--preset", job.variant, "--dataset", request.dataset, "--epochs", str(request.epochs),
-                "--seed", str(job.seed), "--run-root", str((Path(suite_dir) / RUNS).absolute())]
+                "--seed", str(job.seed), "--run-root", str(folders.pool)]
     return command + (["--limit", str(request.limit)] if request.limit else [])
+
+
+def start_training(job, request, folders, env, where=None):
+    """Start `train.py` for `job` with `env` added, its output appended to the job's log, a header
+    line per attempt (so a resumed run's log keeps its history); returns (process, open log file).
+
+    The process dies with this one (utils/lifeline.py). Logs are streams, so unlike every other file
+    here they are not written atomically.
+    """
+    command = train_command(job, request, folders)
+    action = "resume (the run an earlier attempt began)" if job.action == "new" and "--resume" in command \
+        else job.action
+    folders.logs.mkdir(parents=True, exist_ok=True)
+    log = open(folders.logs / f"{job.name}.log", "a")
+    log.write(f"=== {runs.now()} {action} on {where or socket.gethostname()}: {' '.join(command)}\n")
+    log.flush()
+    process = subprocess.Popen([sys.executable, str(LIFELINE), str(os.getpid()), *command], cwd=REPO_ROOT,
+                               env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, stdin=subprocess.DEVNULL,
+                               stdout=log, stderr=subprocess.STDOUT)
+    return process, log
 
 
 def visible_gpus():
@@ -196,72 +308,105 @@ def visible_gpus():
 
 def slot_environments(jobs, gpus=None, cpus=None):
     """Environment changes for each of `jobs` parallel slots: one GPU each, round robin, where there
-    are GPUs; otherwise the CPU cores shared out."""
+    are GPUs (several to a GPU when jobs > GPUs, each growing its memory as needed instead of reserving
+    all of it); otherwise the CPU cores shared out."""
     gpus = visible_gpus() if gpus is None else gpus
     if gpus:
-        # Several processes on one GPU must not each reserve all of its memory up front.
         share = {"TF_FORCE_GPU_ALLOW_GROWTH": "true"} if jobs > len(gpus) else {}
         return [{"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)], **share} for i in range(jobs)]
     if jobs == 1:
         return [{}]
+    return [thread_environment(max(1, (cpus or os.cpu_count() or 1) // jobs)) for _ in range(jobs)]
+
+
+def thread_environment(threads):
+    """TensorFlow and OpenMP limited to `threads` threads each."""
     # Without this each process starts a thread per core and they fight over the cores
     # (measured on 2 cores: 7.1 s per epoch each instead of 6.0 s with one thread each).
-    threads = str(max(1, (cpus or os.cpu_count() or 1) // jobs))
-    return [{"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads, "OMP_NUM_THREADS": threads}
-            for _ in range(jobs)]
+    return {name: str(threads) for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")}
 
 
 @dataclass
 class Attempt:
-    """A finished `train_vae.py` process: its job, exit status, seconds and log file."""
+    """A finished training attempt: its job, exit status, seconds and log file (and, where the backend
+    lost it rather than the process ending, why)."""
 
     job: Job
     returncode: int
     seconds: float
     log: Path
+    error: str = ""
 
     def last_line(self):
-        """The last non-empty line of the log: the one-line error or the traceback's last line."""
-        lines = [line for line in self.log.read_text(errors="replace").splitlines() if line.strip()]
+        """Why it failed: the backend's reason, else the last non-empty line of the log (the one-line
+        error or the traceback's last line)."""
+        if self.error:
+            return self.error
+        text = self.log.read_text(errors="replace") if self.log.is_file() else ""
+        lines = [line for line in text.splitlines() if line.strip()]
         return lines[-1].strip() if lines else "(empty log)"
 
 
-def run_jobs(jobs, request, suite_dir, parallel, on_done, environments=None, poll=0.2):
-    """Train `jobs` (not "skip") in up to `parallel` processes; `on_done(attempt)` as each ends.
+class Backend:
+    """Trains jobs somewhere; see the module docstring. The context manager connects and disconnects."""
 
-    Logs are appended to, a header line per attempt, so a resumed run's log keeps its history; they
-    are streams, so unlike every other file here they are not written atomically.
-    """
-    logs = Path(suite_dir) / LOGS
-    logs.mkdir(parents=True, exist_ok=True)
-    environments = environments or slot_environments(parallel)
-    pending, running, attempts = deque(jobs), {}, []
-    free = list(range(parallel))
-    try:
-        while pending or running:
-            while pending and free:
-                slot, job = free.pop(0), pending.popleft()
-                command = train_command(job, request, suite_dir)
-                log = open(logs / f"{job.name}.log", "a")
-                log.write(f"=== {runs.now()} {job.action}: {' '.join(command)}\n")
-                log.flush()
-                env = {**os.environ, **environments[slot], "PYTHONUNBUFFERED": "1"}
-                process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
-                                           stdout=log, stderr=subprocess.STDOUT)
-                running[slot] = (process, job, time.perf_counter(), log)
-            time.sleep(poll)
-            for slot, (process, job, start, log) in list(running.items()):
-                if process.poll() is None:
-                    continue
+    name = "?"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def describe(self):
+        """How trainings will run, for the suite's plan line."""
+        raise NotImplementedError
+
+    def check_shared(self, folders):
+        """Raise `UserError` if a worker could not see `folders` (nothing to check on one machine)."""
+
+    def run(self, jobs, request, folders, on_done):
+        """Train `jobs` (none of them "skip"), calling `on_done(attempt)` as each ends."""
+        raise NotImplementedError
+
+
+class LocalBackend(Backend):
+    """`train.py` processes on this machine, `jobs` at a time."""
+
+    name = "local"
+
+    def __init__(self, jobs=1, environments=None, poll=0.2):
+        if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+            raise UserError(f"--jobs must be a positive integer; got {jobs}")
+        self.jobs, self.poll = jobs, poll
+        self.environments = environments or slot_environments(jobs)
+
+    def describe(self):
+        gpus = [env.get("CUDA_VISIBLE_DEVICES", "") for env in self.environments]
+        if not any(gpus):
+            return f"{self.jobs} at a time on CPU"
+        packed = " (several to a GPU, memory growth on)" if len(set(gpus)) < len(gpus) else ""
+        return f"{self.jobs} at a time on GPU {', '.join(sorted(set(gpus)))}{packed}"
+
+    def run(self, jobs, request, folders, on_done):
+        pending, running = deque(jobs), {}
+        free = list(range(self.jobs))
+        try:
+            while pending or running:
+                while pending and free:
+                    slot, job = free.pop(0), pending.popleft()
+                    process, log = start_training(job, request, folders, self.environments[slot])
+                    running[slot] = (process, job, time.perf_counter(), log)
+                time.sleep(self.poll)
+                for slot, (process, job, start, log) in list(running.items()):
+                    if process.poll() is None:
+                        continue
+                    log.close()
+                    del running[slot]
+                    free.append(slot)
+                    on_done(Attempt(job, process.returncode, time.perf_counter() - start, Path(log.name)))
+        finally:  # an interrupt (or an error in on_done) must not leave trainings running unwatched
+            for process, _, _, log in running.values():
+                process.terminate()
+                process.wait()
                 log.close()
-                del running[slot]
-                free.append(slot)
-                attempt = Attempt(job, process.returncode, time.perf_counter() - start, Path(log.name))
-                attempts.append(attempt)
-                on_done(attempt)
-    finally:  # an interrupt (or an error in on_done) must not leave trainings running unwatched
-        for process, _, _, log in running.values():
-            process.terminate()
-            process.wait()
-            log.close()
-    return attempts

@@ -2,7 +2,7 @@
 paired differences, with a plain reading) and the study's loss figures, `losses.png` and `total_loss.png`."""
 
 import math
-from pathlib import Path
+import os
 
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
@@ -12,7 +12,7 @@ from utils import runs
 from utils.atomic import write_text
 from utils.plots import TERM_LABELS, TRAIN_STYLE, VAL_STYLE, loss_terms, save_figure
 from utils.stats import estimate, paired_difference, t975
-from utils.suite import RUNS, find_runs, plural
+from utils.suite import plural
 from utils.suite_scoring import scores
 
 COLUMNS = ["variant", "seed", "status", "epochs", "final_val_loss", "best_val_loss", "best_epoch"]
@@ -23,18 +23,19 @@ STUDY_EPOCHS = 200
 BAND = "min–max over seeds"
 
 
-def collect(request, suite_dir):
+def collect(request, folders):
     """(summary frame with a row per requested run, {variant: {seed: history}} of the finished ones).
 
-    Unfinished or missing runs get a row with their status and no numbers.
+    Unfinished or missing runs get a row with their status and no numbers; `run_dir` is relative to the
+    suite folder (`../pool_…/NNNN_…`), so a tree of suites and pools can be moved as a whole.
     """
-    existing = find_runs(Path(suite_dir) / RUNS)
+    existing = folders.runs()
     rows, histories = [], {}
     for variant, seed in request.keys():
         row = {"variant": variant, "seed": seed, "status": "missing"}
         if (variant, seed) in existing:
             run_dir, params = existing[(variant, seed)]
-            row.update(status=params.get("status"), run_dir=str(run_dir.relative_to(suite_dir)))
+            row.update(status=params.get("status"), run_dir=os.path.relpath(run_dir, folders.suite))
             history = _read_history(run_dir / runs.HISTORY)
             if params.get("status") == "finished" and len(history):
                 histories.setdefault(variant, {})[seed] = history
@@ -253,11 +254,11 @@ def plot_suite_curves(histories, panels, title):
     return fig
 
 
-def write_report(request, suite_dir):
+def write_report(request, folders):
     """Write summary.csv, summary.md, losses.png and total_loss.png into the suite folder; returns the
     summary frame. Figures are left out while no run has finished."""
-    suite_dir = Path(suite_dir)
-    frame, histories = collect(request, suite_dir)
+    suite_dir = folders.suite
+    frame, histories = collect(request, folders)
     write_text(suite_dir / "summary.csv", frame.to_csv(index=False))
     n_images, losses = None, {}
     finished = frame[frame["final_val_loss"].notna()]

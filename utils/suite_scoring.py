@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from utils import runs
-from utils.suite import REPO_ROOT, find_runs
+from utils.suite import REPO_ROOT
 
 EVALUATE_SCRIPT = REPO_ROOT / "evaluate.py"
 
@@ -31,11 +31,11 @@ def scores(run_dir, samples=None):
     return {k: v for k, v in found.items() if v is not None}
 
 
-def score_runs(runs_dir, keys, samples, log):
-    """Run `evaluate.py --samples K` on every finished run of `keys` (variant, seed) under `runs_dir`
-    that has no figures for K yet; one progress line with the cost. Returns the seconds spent."""
+def score_runs(found, keys, samples, log):
+    """Run `evaluate.py --samples K` on every finished run of `keys` (variant, seed) among `found`
+    ({key: (run_dir, params)}) that has no figures for K yet; one progress line with the cost.
+    Returns the seconds spent."""
     start, scored, failed = time.perf_counter(), 0, []
-    found = find_runs(runs_dir)
     for key in keys:
         run_dir, params = found.get(key, (None, {}))
         if run_dir is None or params.get("status") != "finished" or scores(run_dir, samples):

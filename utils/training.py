@@ -224,7 +224,15 @@ def run_result(run_dir):
     last, best = history.iloc[-1], history.loc[history["val_loss"].idxmin()]
     return {"epochs": int(last["epoch"]), "final_val_loss": float(last["val_loss"]),
             "best_val_loss": float(best["val_loss"]), "best_epoch": int(best["epoch"]),
-            "train_seconds": float(history["train_seconds"].sum())}
+            "train_seconds": float(history["train_seconds"].sum()), **gpu_memory()}
+
+
+def gpu_memory():
+    """`{"gpu_peak_memory_mb": …}`, the most GPU memory TensorFlow held at once in this process (the
+    last one, for a resumed run), which decides how many trainings share a GPU; `{}` on CPU."""
+    if not on_gpu():
+        return {}
+    return {"gpu_peak_memory_mb": round(tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20, 1)}
 
 
 def draw_figures(model, data, run_dir, tensorboard=None, step=0):
