@@ -1,7 +1,7 @@
 """Score a finished run: pixel MSE of reconstructions (every family) and, for a VAE, the test-set ELBO,
 the importance-sampled NLL in nats, active units and KL per latent dimension.
 
-    python evaluate.py run/vae/0001_mnist_gelu_both --samples 100 [--binarize] [--limit N]
+    python evaluate.py run/vae/0001_mnist_gelu_both [MORE_RUN_DIRS ...] --samples 100 [--binarize] [--limit N]
 
 Results are added to the run folder's `eval.json`, one entry per setting, and printed.
 """
@@ -73,16 +73,17 @@ def describe(key, figures):
 def main(argv=None):
     """Parse the flags, evaluate and print one line of figures."""
     p = cli.OneLineParser(description=__doc__.split("\n")[0])
-    p.add_argument("run_dir", help="a run folder made by train.py or train_vae.py")
+    p.add_argument("run_dirs", nargs="+", metavar="run_dir", help="run folders made by train.py or train_vae.py")
     p.add_argument("--samples", type=cli.positive_int, default=100, help="importance samples per image (default 100)")
     p.add_argument("--binarize", action="store_true", help="threshold test images at 0.5 first")
     p.add_argument("--limit", type=cli.positive_int, help="only the first N test images")
     args = p.parse_args(argv)
-    try:
-        key, figures = evaluate_run(args.run_dir, args.samples, args.binarize, args.limit)
-    except UserError as e:
-        cli.fail(str(e))
-    print(describe(key, figures))
+    for run_dir in args.run_dirs:  # one process for many runs: TensorFlow starts once
+        try:
+            key, figures = evaluate_run(run_dir, args.samples, args.binarize, args.limit)
+        except UserError as e:
+            cli.fail(f"{run_dir}: {e}" if len(args.run_dirs) > 1 else str(e))
+        print(f"{run_dir} {describe(key, figures)}" if len(args.run_dirs) > 1 else describe(key, figures), flush=True)
     return 0
 
 

@@ -152,9 +152,13 @@ def reading(frame, request, losses=None):
     means = {v: estimate(by_seed(frame, v, metric).values()).mean for v in request.variants}
     means = {v: m for v, m in means.items() if math.isfinite(m)}
     if means:
-        notes.append(f"Lowest mean {metric}: {min(means, key=means.get)}"
+        notes.append(f"Lowest mean {_metric_name(metric)}: {min(means, key=means.get)}"
                      + (" (see above whether that is more than noise)." if len(means) > 1 else "."))
     return "\n".join(f"- {note}" for note in notes)
+
+
+def _metric_name(metric):
+    return metric if metric in SCORES else f"final {metric}"
 
 
 def _compare(frame, variant, ref, metric="val_loss"):
@@ -165,11 +169,11 @@ def _compare(frame, variant, ref, metric="val_loss"):
     direction = "lower" if est.mean < 0 else "higher"
     size = f"{abs(est.mean):.3g} ({abs(est.mean) / ref_mean:.1%})"
     if not est.has_ci:
-        return (f"{variant}: {metric} {size} {direction} than {ref} in the single pair of runs; "
+        return (f"{variant}: {_metric_name(metric)} {size} {direction} than {ref} in the single pair of runs; "
                 "no interval can be computed from one pair.")
     verdict = ("excludes zero: at these settings the difference is larger than the seed noise"
                if est.excludes_zero else f"includes zero: these runs cannot tell it from {ref}")
-    return (f"{variant}: {metric} {size} {direction} than {ref} on average over {est.n} paired "
+    return (f"{variant}: {_metric_name(metric)} {size} {direction} than {ref} on average over {est.n} paired "
             f"seeds, 95 % CI [{_num(est.low, True)}, {_num(est.high, True)}]; the interval {verdict}.")
 
 

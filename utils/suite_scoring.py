@@ -32,23 +32,22 @@ def scores(run_dir, samples=None):
 
 
 def score_runs(found, keys, samples, log):
-    """Run `evaluate.py --samples K` on every finished run of `keys` (variant, seed) among `found`
-    ({key: (run_dir, params)}) that has no figures for K yet; one progress line with the cost.
-    Returns the seconds spent."""
-    start, scored, failed = time.perf_counter(), 0, []
-    for key in keys:
-        run_dir, params = found.get(key, (None, {}))
-        if run_dir is None or params.get("status") != "finished" or scores(run_dir, samples):
-            continue
-        result = subprocess.run([sys.executable, str(EVALUATE_SCRIPT), str(run_dir), "--samples", str(samples)],
-                                cwd=REPO_ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        if result.returncode == 0:
-            scored += 1
-        else:
-            lines = [line for line in result.stderr.splitlines() if line.strip()]
-            failed.append(f"{key[0]} seed {key[1]}: {lines[-1] if lines else 'exit ' + str(result.returncode)}")
+    """Run `evaluate.py --samples K` (one process) on every finished run of `keys` (variant, seed)
+    among `found` ({key: (run_dir, params)}) that has no figures for K yet; one progress line with
+    the cost. Returns the seconds spent."""
+    start = time.perf_counter()
+    todo = [str(run_dir) for run_dir, params in (found.get(key, (None, {})) for key in keys)
+            if run_dir is not None and params.get("status") == "finished" and not scores(run_dir, samples)]
+    if not todo:
+        return 0.0
+    result = subprocess.run([sys.executable, str(EVALUATE_SCRIPT), *todo, "--samples", str(samples)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
-    if scored or failed:
-        log(f"scored {scored} run{'s' if scored != 1 else ''} on the test images ({samples} importance samples) "
-            f"in {seconds:.0f} s" + (f"; {len(failed)} failed: " + "; ".join(failed) if failed else ""))
+    scored = sum(1 for run_dir in todo if scores(run_dir, samples))
+    line = (f"scored {scored} of {len(todo)} run{'s' if len(todo) != 1 else ''} on their test images "
+            f"({samples} importance samples) in {seconds:.0f} s")
+    if result.returncode != 0:
+        lines = [x for x in result.stderr.splitlines() if x.strip()]
+        line += f"; stopped: {lines[-1] if lines else 'exit ' + str(result.returncode)}"
+    log(line)
     return seconds
