@@ -38,14 +38,14 @@ class SuiteResult:
 
 
 def run_suite(suite, seeds=5, epochs=200, dataset="mnist", limit=None, jobs=1, out=None, variants=(),
-              log=print, root=SUITE_ROOT):
+              log=print, root=SUITE_ROOT, mixed_precision=False):
     """Train (or finish) every (variant, seed) of `suite` and write its summary; returns a `SuiteResult`.
 
     The suite folder is `out`, or a folder named after the settings under `root`. Bad input raises
     `UserError` before anything is created. `log` receives one line per event.
     """
     start = time.perf_counter()
-    request = SuiteRequest(suite, seeds, epochs, dataset, limit, tuple(variants))
+    request = SuiteRequest(suite, seeds, epochs, dataset, limit, tuple(variants), bool(mixed_precision))
     if not isinstance(jobs, int) or jobs < 1:
         raise UserError(f"--jobs must be a positive integer; got {jobs}")
     suite_dir = Path(out) if out else default_suite_dir(request, root)
@@ -120,7 +120,9 @@ def build_parser():
     p.add_argument("--limit", type=int, help="keep the first N training images (N/6 test, at least 100)")
     p.add_argument("--jobs", type=int, default=1, help="trainings at once, one GPU each where there are GPUs "
                                                        "(default 1)")
-    p.add_argument("--out", help="suite folder (default run/experiments/<suite>_<dataset>[_limitN])")
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="train every run with train_vae.py --mixed-precision (bfloat16 on CPU; suite folder ends _mixed)")
+    p.add_argument("--out", help="suite folder (default run/experiments/<suite>_<dataset>[_limitN][_mixed])")
     p.add_argument("--variants", help="comma-separated subset of the suite's variants (default: all of them)")
     return p
 
@@ -131,7 +133,8 @@ def main(argv=None):
     variants = tuple(v.strip() for v in args.variants.split(",") if v.strip()) if args.variants else ()
     try:
         result = run_suite(args.suite, args.seeds, args.epochs, args.dataset, args.limit, args.jobs, args.out,
-                           variants, log=lambda line: print(line, flush=True))
+                           variants, log=lambda line: print(line, flush=True),
+                           mixed_precision=args.mixed_precision)
     except UserError as e:
         cli.fail(str(e))
     except KeyboardInterrupt:

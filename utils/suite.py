@@ -39,6 +39,7 @@ class SuiteRequest:
     dataset: str = "mnist"
     limit: int | None = None
     variants: tuple = ()  # empty: all of the suite's variants
+    mixed_precision: bool = False  # train_vae.py --mixed-precision for every run
 
     def __post_init__(self):
         if self.suite not in SUITES:
@@ -70,9 +71,10 @@ def plural(n, word):
 
 
 def default_suite_dir(request, root=SUITE_ROOT):
-    """`<root>/<suite>_<dataset>[_limitN]`: other data, another folder, so runs never mix."""
+    """`<root>/<suite>_<dataset>[_limitN][_mixed]`: other data or precision, another folder, so runs never mix."""
     name = f"{request.suite}_{dataset_name(request.dataset)}"
-    return Path(root) / (name + (f"_limit{request.limit}" if request.limit else ""))
+    return Path(root) / (name + (f"_limit{request.limit}" if request.limit else "")
+                         + ("_mixed" if request.mixed_precision else ""))
 
 
 def check_writable(folder):
@@ -122,7 +124,7 @@ def find_runs(runs_dir):
 def plan(request, suite_dir):
     """A `Job` for every (variant, seed) of the request; refuses runs made with other settings.
 
-    Dataset or --limit differing from the run's: refused (other data belong in another folder).
+    Dataset, --limit or --mixed-precision differing from the run's: refused (they belong in another folder).
     More epochs than the run was set to: the run is extended with `--resume DIR --epochs E`.
     Fewer: refused, since the summary would compare runs of unequal length.
     """
@@ -138,6 +140,9 @@ def plan(request, suite_dir):
             raise UserError(
                 f"{run_dir} was trained on {training.get('dataset')} with --limit {training.get('limit')}, "
                 f"not {request.dataset} with --limit {request.limit}; use the same settings or another --out")
+        if bool(training.get("mixed_precision")) != request.mixed_precision:
+            raise UserError(f"{run_dir} was trained {'with' if training.get('mixed_precision') else 'without'} "
+                            "--mixed-precision; use the same setting or another --out")
         if training["epochs"] > request.epochs:
             raise UserError(
                 f"{run_dir} is set to {training['epochs']} epochs, more than --epochs {request.epochs}; "
@@ -178,7 +183,8 @@ def train_command(job, request, suite_dir):
         return command + ["--resume", str(Path(job.run_dir).absolute()), "--epochs", str(request.epochs)]
     command += ["--preset", job.variant, "--dataset", request.dataset, "--epochs", str(request.epochs),
                 "--seed", str(job.seed), "--run-root", str((Path(suite_dir) / RUNS).absolute())]
-    return command + (["--limit", str(request.limit)] if request.limit else [])
+    return (command + (["--limit", str(request.limit)] if request.limit else [])
+            + (["--mixed-precision"] if request.mixed_precision else []))
 
 
 def visible_gpus():
