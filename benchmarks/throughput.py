@@ -42,6 +42,7 @@ import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
+from benchmarks.machine import CpuMeter, machine_info, machine_line  # noqa: E402
 from benchmarks.reference_vae import build_reference  # noqa: E402
 from models.VAE import VAEConfig  # noqa: E402
 from utils import callbacks as cb  # noqa: E402
@@ -248,13 +249,8 @@ def training_peak_rss():
 
 
 def machine():
-    """CPU model, cores, bf16 support, GPUs and versions: what the figures depend on."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
-    return {"cpu": model, "cores": len(os.sched_getaffinity(0)),
-            "bf16_flags": sorted(flags & {"avx512_bf16", "amx_bf16"}),
-            "gpus": [d.name for d in tf.config.list_physical_devices("GPU")], **runs.versions()}
+    """The machine (benchmarks/machine.py: CPU vendor, model, ISA flags), GPUs and versions."""
+    return {**machine_info(), "gpus": [d.name for d in tf.config.list_physical_devices("GPU")], **runs.versions()}
 
 
 def check_targets(tables, run_end):
@@ -296,15 +292,18 @@ def main(argv=None):
     matmul_n = 8192 if report["machine"]["gpus"] else 2048  # big enough to keep a GPU busy
     peaks = [matmul_peak_gflops(matmul_n)]
     box = report["machine"]
-    print(f"{box['cpu']}, {box['cores']} cores, GPUs: {box['gpus'] or 'none'}")
-    tables, models = {}, {}
+    print(f"{machine_line(box)}; GPUs: {', '.join(box['gpus']) or 'none'}; TensorFlow {box['tensorflow']}")
+    tables, models, report["cpu_during_race"] = {}, {}, {}
     for batch_size in args.batch_size:
-        results, models = race(args.contenders, data.x_train, batch_size, args.steps, args.rounds)
+        with CpuMeter() as meter:  # steal and other processes' load make a race's figures less trustworthy
+            results, models = race(args.contenders, data.x_train, batch_size, args.steps, args.rounds)
+        report["cpu_during_race"][str(batch_size)] = meter.result
         peaks.append(matmul_peak_gflops(matmul_n))
         flops = {name: forward_flops(model) for name, model in models.items()}
         tables[batch_size] = summarize(results, flops, max(peaks))
         report.setdefault("forward_mflops_per_image", {k: v / 1e6 for k, v in flops.items()})
         print_table(batch_size, tables[batch_size], args.steps, args.rounds)
+        print(f"during the race: {meter.summary()} (busy counts every process on the machine)")
     report["matmul_peak_gflops"] = max(peaks)
     print(f"\nmatmul peak (fp32, {matmul_n}^3, best of {len(peaks)} x 10): {max(peaks):.0f} GFLOP/s; "
           "forward MFLOP per image: "
