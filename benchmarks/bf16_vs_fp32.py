@@ -6,7 +6,7 @@
     python benchmarks/bf16_vs_fp32.py run/experiments/activations_fashion_mnist_limit10000 \
         run/experiments/activations_fashion_mnist_limit10000_mixed --out results/bf16_vs_fp32
 
-Reads each folder's summary.csv (written by run_experiments.py) and prints two Markdown tables:
+Reads each folder's finished runs (their params.json and training.csv) and prints two Markdown tables:
 1. per variant, the paired difference bf16 − fp32 of the final val_loss, seed by seed, with its 95 % CI;
 2. per variant, its paired difference from the reference variant (base_lrelu) in fp32 and in bf16, and
    the change between them (bf16 difference − fp32 difference, seed by seed) with its 95 % CI: if that
@@ -24,20 +24,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from utils.errors import UserError  # noqa: E402
 from utils.stats import estimate, paired_difference  # noqa: E402
-from utils.suite import REFERENCE_VARIANT  # noqa: E402
-
-METRIC = "final_val_loss"
-
+from utils.presets import PRESETS  # noqa: E402
+from utils.runs import HISTORY  # noqa: E402
+from utils.suite import REFERENCE_VARIANT, RUNS, find_runs  # noqa: E402
 
 def read_suite(folder):
-    """{variant: {seed: final val_loss}} and {variant: total training seconds} of a suite's finished runs."""
-    path = Path(folder) / "summary.csv"
-    if not path.is_file():
-        raise UserError(f"no summary.csv in {folder}: run run_experiments.py there first")
-    frame = pd.read_csv(path)
-    frame = frame[frame["status"] == "finished"]
-    losses = {v: dict(zip(rows["seed"], rows[METRIC])) for v, rows in frame.groupby("variant", sort=False)}
-    seconds = frame.groupby("variant", sort=False)["train_seconds"].sum().to_dict()
+    """{variant: {seed: final val_loss}} and {variant: {seed: training seconds}} of a suite's finished runs.
+
+    Read from the run folders (params.json and training.csv), so a suite still running can be looked at.
+    """
+    found = find_runs(Path(folder) / RUNS)
+    if not found:
+        raise UserError(f"no run folders in {Path(folder) / RUNS}: run run_experiments.py there first")
+    losses, seconds = {}, {}
+    order = list(PRESETS)  # the suites' order, so tables read base_lrelu first
+    for (variant, seed), (run_dir, params) in sorted(found.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1])):
+        if params.get("status") != "finished":
+            continue
+        history = pd.read_csv(run_dir / HISTORY)
+        losses.setdefault(variant, {})[seed] = float(history["val_loss"].iloc[-1])
+        seconds.setdefault(variant, {})[seed] = float(history["train_seconds"].sum())
     return losses, seconds
 
 
@@ -47,20 +53,21 @@ def _ci(low, high):
 
 def compare(fp32, bf16, reference=REFERENCE_VARIANT):
     """Rows of both tables (dicts) from two `read_suite` loss mappings."""
-    variants = [v for v in fp32 if v in bf16]
+    variants = [v for v in fp32 if v in bf16 and set(fp32[v]) & set(bf16[v])]
     if not variants:
-        raise UserError("the two suites have no variant in common")
+        raise UserError("the two suites have no finished (variant, seed) in common")
     rows = []
     for v in variants:
+        seeds = set(fp32[v]) & set(bf16[v])  # means over the pairs only, so they match the difference
         shift = paired_difference(bf16[v], fp32[v])
-        row = {"variant": v, "pairs": shift.n, "fp32_mean": estimate(fp32[v].values()).mean,
-               "bf16_mean": estimate(bf16[v].values()).mean, "bf16_minus_fp32": shift.mean,
+        row = {"variant": v, "pairs": shift.n, "fp32_mean": estimate([fp32[v][s] for s in seeds]).mean,
+               "bf16_mean": estimate([bf16[v][s] for s in seeds]).mean, "bf16_minus_fp32": shift.mean,
                "bf16_minus_fp32_low": shift.low, "bf16_minus_fp32_high": shift.high}
         if reference in fp32 and reference in bf16 and v != reference:
-            diff32 = paired_difference(fp32[v], fp32[reference])
-            diff16 = paired_difference(bf16[v], bf16[reference])
-            seeds = sorted(set(fp32[v]) & set(bf16[v]) & set(fp32[reference]) & set(bf16[reference]))
-            change = estimate([(bf16[v][s] - bf16[reference][s]) - (fp32[v][s] - fp32[reference][s]) for s in seeds])
+            both = set(fp32[v]) & set(bf16[v]) & set(fp32[reference]) & set(bf16[reference])  # the same seeds for all
+            diff32 = estimate([fp32[v][s] - fp32[reference][s] for s in both])
+            diff16 = estimate([bf16[v][s] - bf16[reference][s] for s in both])
+            change = estimate([(bf16[v][s] - bf16[reference][s]) - (fp32[v][s] - fp32[reference][s]) for s in both])
             row.update(vs_ref_fp32=diff32.mean, vs_ref_fp32_low=diff32.low, vs_ref_fp32_high=diff32.high,
                        vs_ref_bf16=diff16.mean, vs_ref_bf16_low=diff16.low, vs_ref_bf16_high=diff16.high,
                        change=change.mean, change_low=change.low, change_high=change.high, change_pairs=change.n)
@@ -82,10 +89,11 @@ def markdown(rows, seconds32, seconds16, reference=REFERENCE_VARIANT):
             lines.append(f"| {r['variant']} | {r['vs_ref_fp32']:+.3f} {_ci(r['vs_ref_fp32_low'], r['vs_ref_fp32_high'])} | "
                          f"{r['vs_ref_bf16']:+.3f} {_ci(r['vs_ref_bf16_low'], r['vs_ref_bf16_high'])} | "
                          f"{r['change']:+.3f} | {_ci(r['change_low'], r['change_high'])} |")
-    common = [v for v in seconds32 if v in seconds16]
-    total32, total16 = sum(seconds32[v] for v in common), sum(seconds16[v] for v in common)
-    lines += ["", f"Training seconds summed over the runs (train_seconds of training.csv): fp32 {total32:.0f} s, "
-                  f"bf16 {total16:.0f} s ({total32 / total16:.2f}x)."]
+    pairs = [(v, s) for v in seconds32 if v in seconds16 for s in set(seconds32[v]) & set(seconds16[v])]
+    total32, total16 = sum(seconds32[v][s] for v, s in pairs), sum(seconds16[v][s] for v, s in pairs)
+    lines += ["", f"Training seconds summed over the {len(pairs)} paired runs (train_seconds of training.csv): "
+                  f"fp32 {total32:.0f} s, bf16 {total16:.0f} s ({total32 / total16:.2f}x; a speed figure only "
+                  "if the machine was equally loaded during both suites)."]
     return "\n".join(lines)
 
 
