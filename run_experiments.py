@@ -64,7 +64,7 @@ def make_backend(backend="local", jobs=1, ray_address=None, gpus_per_run=None, c
 
 def run_suite(suite, seeds=5, epochs=200, dataset="mnist", limit=None, jobs=1, out=None, variants=(),
               log=print, root=SUITE_ROOT, pool=None, backend="local", ray_address=None, gpus_per_run=None,
-              cpus_per_run=None, eval_samples=100):
+              cpus_per_run=None, eval_samples=100, mixed_precision=False):
     """Train (or finish) every (variant, seed) of `suite` and write its summary; returns a `SuiteResult`.
 
     The suite folder is `out`, or a folder named after the settings under `root`; run folders go to
@@ -74,7 +74,7 @@ def run_suite(suite, seeds=5, epochs=200, dataset="mnist", limit=None, jobs=1, o
     with `evaluate.py` (`eval_samples` importance samples; 0: not scored).
     """
     start = time.perf_counter()
-    request = SuiteRequest(suite, seeds, epochs, dataset, limit, tuple(variants))
+    request = SuiteRequest(suite, seeds, epochs, dataset, limit, tuple(variants), bool(mixed_precision))
     if not isinstance(eval_samples, int) or eval_samples < 0:
         raise UserError(f"--eval-samples must be an integer >= 0; got {eval_samples}")
     runner = make_backend(backend, jobs, ray_address, gpus_per_run, cpus_per_run)
@@ -177,6 +177,8 @@ def build_parser():
     p.add_argument("--gpus-per-run", type=float, help="GPUs per Ray task, e.g. 0.25 for four trainings on a GPU "
                                                       "(default: 1 if the cluster has GPUs, else none)")
     p.add_argument("--cpus-per-run", type=float, help="CPUs per Ray task (default 1)")
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="train every run with --mixed-precision (bfloat16 on CPU; folders end _mixed)")
     p.add_argument("--variants", help="comma-separated subset of the suite's variants (default: all of them)")
     p.add_argument("--eval-samples", type=int, default=100, help="importance samples per test image when scoring "
                                                                  "the finished runs (default 100; 0: no scoring)")
@@ -191,7 +193,8 @@ def main(argv=None):
         result = run_suite(args.suite, args.seeds, args.epochs, args.dataset, args.limit, args.jobs, args.out,
                            variants, log=lambda line: print(line, flush=True), pool=args.pool, backend=args.backend,
                            ray_address=args.ray_address, gpus_per_run=args.gpus_per_run,
-                           cpus_per_run=args.cpus_per_run, eval_samples=args.eval_samples)
+                           cpus_per_run=args.cpus_per_run, eval_samples=args.eval_samples,
+                           mixed_precision=args.mixed_precision)
     except UserError as e:
         cli.fail(str(e))
     except KeyboardInterrupt:

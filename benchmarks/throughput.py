@@ -6,7 +6,7 @@
 A contender is `reference` (benchmarks/reference_vae.py) or a preset of utils/presets.py, optionally
 with `:`-separated options: `tfdata` (feed a cached, shuffled, prefetched tf.data pipeline instead of
 the NumPy arrays utils/training.py feeds), `jit` / `nojit` (XLA for the whole step), `spe<N>` (steps
-per execution), `mixed` (mixed precision: bfloat16 on CPU, float16 on GPU), `FIELD=VALUE` (a VAEConfig
+per execution), `mixed` (mixed precision: bfloat16 on CPU, float16 on GPU), `FIELD=VALUE` (a model setting
 field, e.g. `norm=batch`).
 Contenders take turns (A B C, then C B A, ...) for --rounds
 rounds after a warm-up; every figure is a median over rounds, and every ratio the median of per-round
@@ -42,13 +42,17 @@ import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
+from benchmarks.machine import CpuMeter, machine_info, machine_line  # noqa: E402
 from benchmarks.reference_vae import build_reference  # noqa: E402
-from models.VAE import VAEConfig  # noqa: E402
+from models.architectures import ConvArchitecture  # noqa: E402
+from models.families import model_config  # noqa: E402
+from models.VAE import VAEObjective  # noqa: E402
 from utils import callbacks as cb  # noqa: E402
 from utils import runs  # noqa: E402
+from utils.analysis import latent_means  # noqa: E402
 from utils.loaders import load_dataset  # noqa: E402
 from utils.presets import PRESETS, preset_settings  # noqa: E402
-from utils.training import (TrainSettings, build_model, compile_model, draw_figures, encode_means,  # noqa: E402
+from utils.training import (TrainSettings, build_model, compile_model, draw_figures,  # noqa: E402
                             resolve_settings)
 
 DEFAULT_CONTENDERS = ["reference", "base_lrelu", "gelu_full", "gelu_full_bn_before", "base_lrelu:tfdata"]
@@ -65,10 +69,11 @@ class Contender:
     jit: bool | None = None  # None: utils/training.py's per-device default
     steps_per_execution: int | None = None
     mixed_precision: bool = False
-    overrides: dict = field(default_factory=dict)  # VAEConfig fields on top of the preset
+    overrides: dict = field(default_factory=dict)  # model settings on top of the preset
 
 
-CONFIG_FIELDS = {f.name: type(f.default) for f in dataclasses.fields(VAEConfig) if not isinstance(f.default, tuple)}
+CONFIG_FIELDS = {f.name: type(f.default) for cls in (ConvArchitecture, VAEObjective) for f in dataclasses.fields(cls)
+                 if not isinstance(f.default, tuple)}
 
 
 def parse_contender(name):
@@ -101,8 +106,8 @@ def build(contender, batch_size, image_shape):
     settings = resolve_settings(TrainSettings(
         dataset="fashion_mnist", batch_size=batch_size, seed=0, jit=contender.jit,
         mixed_precision=contender.mixed_precision, steps_per_execution=contender.steps_per_execution))
-    config = VAEConfig(**{**preset_settings(contender.preset), **contender.overrides}).for_images(image_shape)
-    model = build_model("vae", config, settings)
+    config = model_config(**{**preset_settings(contender.preset), **contender.overrides}).for_images(image_shape)
+    model = build_model(config, settings)
     keras.config.set_dtype_policy("float32")  # build_model sets it globally; the next contender starts clean
     compile_model(model, settings)
     return model
@@ -216,17 +221,17 @@ def print_table(batch_size, rows, steps, rounds):
 def time_run_end(model, data):
     """Seconds to encode the test set (evaluation), and for a run's end: draw_figures + save_models."""
     start = time.perf_counter()
-    encode_means(model.encoder, data.x_test)
+    latent_means(model.encoder, data.x_test)
     evaluation = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as tmp:
         for sub in (runs.VIZ, runs.MODELS):
             (Path(tmp) / sub).mkdir()
         epochs = np.arange(1, 201)  # a 200-epoch history, so the loss figure is drawn too
-        pd.DataFrame({c: epochs if c == "epoch" else 50 + 10 / epochs for c in cb.HISTORY_COLUMNS}).to_csv(
+        pd.DataFrame({c: epochs if c == "epoch" else 50 + 10 / epochs for c in cb.history_columns(model.term_names())}).to_csv(
             Path(tmp) / runs.HISTORY, index=False)
         start = time.perf_counter()
         draw_figures(model, data, tmp)
-        cb.save_models(model, Path(tmp) / runs.MODELS)
+        cb.save_models(model, tmp)
         run_end = time.perf_counter() - start
     return evaluation, run_end
 
@@ -248,13 +253,8 @@ def training_peak_rss():
 
 
 def machine():
-    """CPU model, cores, bf16 support, GPUs and versions: what the figures depend on."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
-    return {"cpu": model, "cores": len(os.sched_getaffinity(0)),
-            "bf16_flags": sorted(flags & {"avx512_bf16", "amx_bf16"}),
-            "gpus": [d.name for d in tf.config.list_physical_devices("GPU")], **runs.versions()}
+    """The machine (benchmarks/machine.py: CPU vendor, model, ISA flags), GPUs and versions."""
+    return {**machine_info(), "gpus": [d.name for d in tf.config.list_physical_devices("GPU")], **runs.versions()}
 
 
 def check_targets(tables, run_end):
@@ -296,15 +296,18 @@ def main(argv=None):
     matmul_n = 8192 if report["machine"]["gpus"] else 2048  # big enough to keep a GPU busy
     peaks = [matmul_peak_gflops(matmul_n)]
     box = report["machine"]
-    print(f"{box['cpu']}, {box['cores']} cores, GPUs: {box['gpus'] or 'none'}")
-    tables, models = {}, {}
+    print(f"{machine_line(box)}; GPUs: {', '.join(box['gpus']) or 'none'}; TensorFlow {box['tensorflow']}")
+    tables, models, report["cpu_during_race"] = {}, {}, {}
     for batch_size in args.batch_size:
-        results, models = race(args.contenders, data.x_train, batch_size, args.steps, args.rounds)
+        with CpuMeter() as meter:  # steal and other processes' load make a race's figures less trustworthy
+            results, models = race(args.contenders, data.x_train, batch_size, args.steps, args.rounds)
+        report["cpu_during_race"][str(batch_size)] = meter.result
         peaks.append(matmul_peak_gflops(matmul_n))
         flops = {name: forward_flops(model) for name, model in models.items()}
         tables[batch_size] = summarize(results, flops, max(peaks))
         report.setdefault("forward_mflops_per_image", {k: v / 1e6 for k, v in flops.items()})
         print_table(batch_size, tables[batch_size], args.steps, args.rounds)
+        print(f"during the race: {meter.summary()} (busy counts every process on the machine)")
     report["matmul_peak_gflops"] = max(peaks)
     print(f"\nmatmul peak (fp32, {matmul_n}^3, best of {len(peaks)} x 10): {max(peaks):.0f} GFLOP/s; "
           "forward MFLOP per image: "

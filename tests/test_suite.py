@@ -148,6 +148,15 @@ def test_train_command_is_decided_when_the_job_starts(tmp_path):
     assert train_command(job, request(epochs=4), where)[2:] == ["--resume", str(run_dir), "--epochs", "4"]
 
 
+def test_mixed_precision_runs_get_their_own_folder_and_flag(tmp_path):
+    mixed = request(mixed_precision=True)
+    assert default_suite_dir(mixed, root="x") == Path("x/activations_fashion_mnist_limit300_mixed")
+    assert train_command(plan(mixed, tmp_path)[0], mixed, tmp_path)[-1] == "--mixed-precision"
+    fake_run(tmp_path, 1, "base_lrelu", 0)  # a float32 run in the folder: not mixed with bfloat16 ones
+    with pytest.raises(run_experiments.UserError, match="trained without --mixed-precision"):
+        plan(mixed, tmp_path)
+
+
 def test_one_gpu_per_job_and_cpu_threads_shared(monkeypatch):
     envs = slot_environments(3, gpus=["0", "1"])
     assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "1", "0"]

@@ -49,6 +49,7 @@ class SuiteRequest:
     dataset: str = "mnist"
     limit: int | None = None
     variants: tuple = ()  # empty: all of the suite's variants
+    mixed_precision: bool = False  # train_vae.py --mixed-precision for every run
 
     def __post_init__(self):
         if self.suite not in SUITES:
@@ -74,8 +75,10 @@ class SuiteRequest:
         return [(v, s) for v in self.variants for s in range(self.seeds)]
 
     def data_label(self):
-        """`<dataset>[_limitN]`, the part of the default folder names that keeps other data apart."""
-        return dataset_name(self.dataset) + (f"_limit{self.limit}" if self.limit else "")
+        """`<dataset>[_limitN][_mixed]`, the part of the default folder names that keeps other data (and
+        mixed-precision runs) apart."""
+        return (dataset_name(self.dataset) + (f"_limit{self.limit}" if self.limit else "")
+                + ("_mixed" if self.mixed_precision else ""))
 
 
 def plural(n, word):
@@ -84,7 +87,7 @@ def plural(n, word):
 
 
 def default_suite_dir(request, root=SUITE_ROOT):
-    """`<root>/<suite>_<dataset>[_limitN]`: other data, another folder, so runs never mix."""
+    """`<root>/<suite>_<dataset>[_limitN][_mixed]`: other data or precision, another folder, so runs never mix."""
     return Path(root) / f"{request.suite}_{request.data_label()}"
 
 
@@ -166,7 +169,7 @@ def find_runs(*runs_dirs):
 def plan(request, folders):
     """A `Job` for every (variant, seed) of the request; refuses runs made with other settings.
 
-    Dataset or --limit differing from the run's: refused (other data belong in another pool).
+    Dataset, --limit or --mixed-precision differing from the run's: refused (they belong in another pool).
     More epochs than the run was set to: the run is extended with `--resume DIR --epochs E`.
     Fewer: refused, since the summary would compare runs of unequal length.
     """
@@ -182,6 +185,9 @@ def plan(request, folders):
             raise UserError(
                 f"{run_dir} was trained on {training.get('dataset')} with --limit {training.get('limit')}, "
                 f"not {request.dataset} with --limit {request.limit}; use the same settings or another --pool")
+        if bool(training.get("mixed_precision")) != request.mixed_precision:
+            raise UserError(f"{run_dir} was trained {'with' if training.get('mixed_precision') else 'without'} "
+                            "--mixed-precision; use the same setting or another --pool")
         if training["epochs"] > request.epochs:
             raise UserError(
                 f"{run_dir} is set to {training['epochs']} epochs, more than --epochs {request.epochs}; "
@@ -270,7 +276,8 @@ def train_command(job, request, folders):
         return command + ["--resume", str(found[0]), "--epochs", str(request.epochs)]
     command += ["--preset", job.variant, "--dataset", request.dataset, "--epochs", str(request.epochs),
                 "--seed", str(job.seed), "--run-root", str(folders.pool)]
-    return command + (["--limit", str(request.limit)] if request.limit else [])
+    return (command + (["--limit", str(request.limit)] if request.limit else [])
+            + (["--mixed-precision"] if request.mixed_precision else []))
 
 
 def start_training(job, request, folders, env, where=None):
