@@ -8,6 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -104,7 +105,8 @@ def test_after_suite_all_the_section_suites_train_nothing(tmp_path):
         fake_run(pool, number, variant, seed)
     for name in ("activations", "dropout", "batchnorm", "layernorm"):
         lines = []
-        result = run_experiments.run_suite(name, 2, 1, "fashion_mnist", 300, root=tmp_path, log=lines.append)
+        result = run_experiments.run_suite(name, 2, 1, "fashion_mnist", 300, root=tmp_path, log=lines.append,
+                                           eval_samples=0)  # fake runs have no models to score
         assert result.ok and result.suite_dir == tmp_path / f"{name}_fashion_mnist_limit300"
         assert "0 to resume, 0 to extend to 1 epoch, 0 new;" in lines[1]
         assert len(result.summary) == 2 * len(SuiteRequest(name, 2).variants)
@@ -264,8 +266,13 @@ def test_suite_writes_runs_logs_summary_and_figures(suite):
     assert all(d.startswith(f"../{POOL}/") for d in summary["run_dir"])
     assert summary[["final_val_loss", "best_val_loss", "final_val_r_loss", "final_val_kl_loss",
                     "final_loss"]].notna().all().all()
+    scores = summary[["test_pixel_mse", "test_nll", "test_elbo", "active_units", "test_kl_dim0", "test_kl_dim1"]]
+    assert scores.notna().all().all() and (summary["test_nll"] > 0).all()
+    np.testing.assert_allclose(summary["test_nll"], -summary["test_elbo"], rtol=0.2)  # NLL <= -ELBO, close
+    assert (summary["test_nll"] <= -summary["test_elbo"] + 1e-3).all()
+    assert "scored 4 of 4 runs on their test images (100 importance samples)" in stdout
     text = (out / "summary.md").read_text()
-    assert "## Paired differences against base_lrelu" in text
+    assert "## Paired differences against base_lrelu" in text and "| gelu_full | test_nll | 2 |" in text
     assert text.count("| gelu_full | val_") == 3 and "t(0.975, 1) = 12.7" in text
     for figure in ("losses.png", "total_loss.png"):
         assert (out / figure).read_bytes()[:4] == b"\x89PNG"

@@ -11,6 +11,7 @@ import pandas as pd
 from utils import runs
 from utils.atomic import write_text
 from utils.plots import TERM_LABELS, TRAIN_STYLE, VAL_STYLE, loss_terms, save_figure
+from utils.claims import claims_rows
 from utils.stats import estimate, paired_difference, t975
 from utils.suite import plural
 from utils.suite_scoring import scores
@@ -209,7 +210,35 @@ def summary_markdown(frame, request, n_images=None, losses=()):
         f"Figures: `losses.png` (log reconstruction and KL loss) and `total_loss.png`; lines are means over "
         f"seeds, bands {BAND}.",
     ]
+    claims = claims_table(frame, request)
+    if claims:
+        parts += ["## The study's claims", "Each claim as paired differences, seed by seed (negative: the first "
+                  "variant is lower, as the claim says). Supported: every interval lies below zero; contradicted: "
+                  "an interval lies above zero; otherwise not resolved by these seeds. The NLL is the "
+                  "importance-sampled test NLL (`test_nll`), where the runs were scored.", claims]
     return "\n\n".join(parts) + "\n"
+
+
+def claims_table(frame, request):
+    """Markdown: each claim of the study the suite can test, the measured paired differences in the
+    study's loss and in NLL, and the verdict (utils/claims.py); empty if the suite tests none."""
+    rows = claims_rows(lambda v, m: by_seed(frame, v, m), request.variants, request.seeds)
+    if not rows:
+        return ""
+    lines = ["| claim | study's loss (final val_loss): difference [95 % CI] | verdict | NLL (nats): difference "
+             "[95 % CI] | verdict |", "|---|---|---|---|---|"]
+    for row in rows:
+        cells = []
+        for metric in ("val_loss", "test_nll"):
+            if metric not in row:
+                cells += ["—", "—"]
+                continue
+            estimates, verdict = row[metric]
+            parts = [f"{lo} − {'its training loss' if hi == 'train_loss' else hi}: "
+                     f"{_num(e.mean, signed=True)} {_ci(e)}" for (lo, hi), e in zip(row["comparisons"], estimates)]
+            cells += ["<br>".join(parts), f"**{verdict}**"]
+        lines.append(f"| {row['claim']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _losses_sentence(losses):

@@ -28,6 +28,7 @@ def scores(run_dir, samples=None):
     entry = max(entries, key=lambda e: (e.get("samples", 0), e.get("time", "")))
     found = {"test_pixel_mse": entry.get("pixel_mse"), "test_nll": entry.get("nll"),
              "test_elbo": entry.get("elbo"), "active_units": entry.get("active_units")}
+    found.update({f"test_kl_dim{i}": v for i, v in enumerate(entry.get("kl_per_dimension", []))})
     return {k: v for k, v in found.items() if v is not None}
 
 

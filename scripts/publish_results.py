@@ -1,0 +1,107 @@
+"""Copy a finished suite's results into the repository's `results/`, with a README saying how they were made.
+
+    python scripts/publish_results.py run/experiments/all_mnist_5k results/all_mnist_5k \\
+        --command "python run_experiments.py --suite all --dataset mnist_5k --seeds 5 --epochs 10 --jobs 2" \\
+        --log suite.log
+
+Copies summary.md, summary.csv, losses.png and total_loss.png, and per variant the seed-0 run's
+latent-space and manifold figures (shrunk below 300 KB); the README gives the command, seeds,
+epochs, data, wall time (from the runner's log line "... s in all"), the CPU and software versions.
+Only what the suite folder measured is written: nothing is estimated.
+"""
+
+import argparse
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.machine import machine_info, machine_line  # noqa: E402
+
+MAX_BYTES = 300_000
+SUITE_FILES = ("summary.md", "summary.csv", "losses.png", "total_loss.png")
+RUN_FIGURES = ("latent_space.png", "manifold.png")
+
+
+def copy_small_png(source, target, max_bytes=MAX_BYTES):
+    """Copy a PNG, shrinking it step by step until it is under `max_bytes`."""
+    image = Image.open(source)
+    scale = 1.0
+    while True:
+        size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
+        image.resize(size, Image.LANCZOS).save(target, optimize=True)
+        if target.stat().st_size <= max_bytes or scale < 0.2:
+            return
+        scale *= 0.8
+
+
+def wall_seconds(log):
+    """The suite's wall time from the runner's last "N of M runs finished; S s in all" line, or None."""
+    found = re.findall(r"runs finished; (\d+) s in all", Path(log).read_text(errors="replace")) if log else []
+    return int(found[-1]) if found else None
+
+
+def publish(suite_dir, out, command, log=None):
+    """Write `out` from `suite_dir`; returns the README text."""
+    suite_dir, out = Path(suite_dir), Path(out)
+    summary = pd.read_csv(suite_dir / "summary.csv")
+    finished = summary[summary["status"] == "finished"]
+    if finished.empty:
+        raise SystemExit(f"{suite_dir} has no finished run to publish")
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    for name in SUITE_FILES:
+        if name.endswith(".png"):
+            copy_small_png(suite_dir / name, out / name)
+        else:
+            shutil.copyfile(suite_dir / name, out / name)
+    for variant, rows in finished.groupby("variant", sort=False):
+        run_dir = suite_dir / rows.sort_values("seed").iloc[0]["run_dir"]
+        for name in RUN_FIGURES:
+            if (run_dir / "viz" / name).is_file():
+                copy_small_png(run_dir / "viz" / name, out / "figures" / f"{variant}_{name}")
+    params = json.loads((suite_dir / finished.iloc[0]["run_dir"] / "params.json").read_text())
+    commits = sorted({json.loads((suite_dir / d / "params.json").read_text()).get("git_commit") or "?"
+                      for d in finished["run_dir"]})
+    seconds = wall_seconds(log)
+    training = params["training"]
+    text = "\n".join([
+        f"# {suite_dir.name}: measured results", "",
+        "```bash", command, "```", "",
+        f"- Runs: {len(finished)} of {len(summary)} finished; variants {', '.join(finished['variant'].unique())}; "
+        f"seeds {', '.join(map(str, sorted(finished['seed'].unique())))}.",
+        f"- Epochs: {int(finished['epochs'].max())}; batch {training['batch_size']}, Adam at {training['lr']}.",
+        f"- Data: `{training['dataset']}`" + (f" with `--limit {training['limit']}`" if training.get("limit") else "")
+        + f", {params.get('n_train')} training and {params.get('n_test')} test images.",
+        f"- Wall time: {seconds} s for the whole command (training, scoring and figures)" if seconds is not None
+        else f"- Training time (sum over runs, training steps only): {finished['train_seconds'].sum():.0f} s",
+        f"- Machine: {machine_line(machine_info()).removeprefix('machine: ')}; no GPU.",
+        f"- Software: " + ", ".join(f"{k} {v}" for k, v in params.get("versions", {}).items()),
+        f"- Code: git commit {', '.join(commits)}.", "",
+        "Files: `summary.md` (statistics, paired differences, the study's claims), `summary.csv` (a row per run), "
+        "`losses.png`, `total_loss.png` (means over seeds with min–max bands), and in `figures/` the seed-0 run's "
+        "latent space and 2-D manifold for each variant.", ""])
+    (out / "README.md").write_text(text)
+    return text
+
+
+def main(argv=None):
+    """Parse the arguments and publish."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("suite_dir")
+    p.add_argument("out")
+    p.add_argument("--command", required=True, help="the exact command that made the suite")
+    p.add_argument("--log", help="the runner's output, for the wall time")
+    args = p.parse_args(argv)
+    print(publish(args.suite_dir, args.out, args.command, args.log))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
