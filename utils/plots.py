@@ -68,8 +68,8 @@ def plot_latent_space(mu, labels=None, class_names=None):
                          s=3, alpha=0.7)
     if labels is not None and class_names is not None and len(class_names) <= 20:
         handles, _ = scatter.legend_elements(num=list(np.unique(labels)))
-        names = [class_names[int(i)] if int(i) < len(class_names) else str(i) for i in np.unique(labels)]
-        ax.legend(handles, names, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+        legend = [class_names[int(i)] if int(i) < len(class_names) else str(i) for i in np.unique(labels)]
+        ax.legend(handles, legend, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
     elif labels is not None:
         fig.colorbar(scatter, ax=ax, label="label")
     ax.set(xlabel=names[0], ylabel=names[1], title=f"Latent means of {len(mu)} test images")
