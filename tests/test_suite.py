@@ -151,12 +151,13 @@ def test_train_command_is_decided_when_the_job_starts(tmp_path):
 
 
 def test_mixed_precision_runs_get_their_own_folder_and_flag(tmp_path):
-    mixed = request(mixed_precision=True)
+    mixed, where = request(mixed_precision=True), folders(tmp_path)
     assert default_suite_dir(mixed, root="x") == Path("x/activations_fashion_mnist_limit300_mixed")
-    assert train_command(plan(mixed, tmp_path)[0], mixed, tmp_path)[-1] == "--mixed-precision"
-    fake_run(tmp_path, 1, "base_lrelu", 0)  # a float32 run in the folder: not mixed with bfloat16 ones
+    assert default_pool_dir(mixed, "x/activations_fashion_mnist_limit300_mixed").name == "pool_fashion_mnist_limit300_mixed"
+    assert train_command(plan(mixed, where)[0], mixed, where)[-1] == "--mixed-precision"
+    fake_run(where.pool, 1, "base_lrelu", 0)  # a float32 run in the pool: not mixed with bfloat16 ones
     with pytest.raises(run_experiments.UserError, match="trained without --mixed-precision"):
-        plan(mixed, tmp_path)
+        plan(mixed, where)
 
 
 def test_one_gpu_per_job_and_cpu_threads_shared(monkeypatch):
