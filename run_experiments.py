@@ -21,8 +21,9 @@ from utils import cli
 from utils.errors import UserError
 from utils.loaders import load_dataset
 from utils.presets import SUITES
-from utils.suite import (SUITE_ROOT, LocalBackend, RunLocks, SuiteFolders, SuiteLock, SuiteRequest, check_writable,
+from utils.suite import (SUITE_ROOT, LocalBackend, SuiteFolders, SuiteRequest, check_writable,
                          default_pool_dir, default_suite_dir, plan_locked, plural)
+from utils.suite_locks import RunLocks, SuiteLock
 from utils.suite_report import write_report
 from utils.suite_scoring import score_runs
 

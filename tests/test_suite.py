@@ -15,8 +15,9 @@ import pytest
 import run_experiments
 from conftest import SUITE, TINY, params, run_dirs, run_script
 from utils.stats import estimate, paired_difference, t975
-from utils.suite import (LocalBackend, RunLocks, SuiteFolders, SuiteRequest, default_pool_dir, default_suite_dir, plan,
+from utils.suite import (LocalBackend, SuiteFolders, SuiteRequest, default_pool_dir, default_suite_dir, plan,
                          plan_locked, slot_environments, train_command, visible_gpus)
+from utils.suite_locks import RunLocks
 from utils.suite_report import summary_markdown
 
 
