@@ -181,10 +181,11 @@ def _train(run_dir, model, data, settings):
         best_weights = runs.model_file(run_dir, runs.WEIGHTS)
         if best_weights.is_file():
             model.load_weights(best_weights)
+        gaussian = None
         if not model.has_prior:  # an AE's codes are sampled from a Gaussian fitted to its training codes
-            write_json(runs.model_file(run_dir, runs.CODE_GAUSSIAN),
-                       fit_code_gaussian(latent_means(model.encoder, data.x_train[:10_000])))
-        draw_figures(model, data, run_dir, tensorboard, settings.epochs)
+            gaussian = fit_code_gaussian(latent_means(model.encoder, data.x_train[:10_000]))
+            write_json(runs.model_file(run_dir, runs.CODE_GAUSSIAN), gaussian)
+        draw_figures(model, data, run_dir, tensorboard, settings.epochs, gaussian)
     except cb.NonFiniteLoss as e:
         _mark_failed(run_dir, str(e))
         kept = "the last good models and backup are kept" if (run_dir / runs.BACKUP).is_dir() \
@@ -235,13 +236,15 @@ def gpu_memory():
     return {"gpu_peak_memory_mb": round(tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20, 1)}
 
 
-def draw_figures(model, data, run_dir, tensorboard=None, step=0):
+def draw_figures(model, data, run_dir, tensorboard=None, step=0, gaussian=None):
     """Write every figure of `viz/` for the model's current weights (and, with `tensorboard`, log the
-    latent space and the samples there as images at `step`)."""
+    latent space and the samples there as images at `step`); an AE's samples come from `gaussian`,
+    fitted to its training codes here when not given."""
     viz = Path(run_dir) / runs.VIZ
     z_dim = model.config.z_dim
     mu = latent_means(model.encoder, data.x_test)
-    gaussian = None if model.has_prior else fit_code_gaussian(latent_means(model.encoder, data.x_train[:10_000]))
+    if gaussian is None and not model.has_prior:
+        gaussian = fit_code_gaussian(latent_means(model.encoder, data.x_train[:10_000]))
     figures = {"latent_space.png": plot_latent_space(mu, data.y_test, getattr(data, "class_names", None)),
                "reconstructions.png": plot_reconstructions(data.x_test[:10], decode(model.decoder, mu[:10]))}
     samples = decode(model.decoder, sample_latents(64, z_dim, np.random.default_rng(0), gaussian))
