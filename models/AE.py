@@ -142,6 +142,7 @@ class Autoencoder(AutoencoderModel):
 
     def figures(self, images):
         """The denoising figure for a denoising AE, a histogram of code activations for a sparse one."""
+        from utils.analysis import latent_means
         from utils.plots import plot_code_histogram, plot_denoising
 
         figures = {}
@@ -150,7 +151,5 @@ class Autoencoder(AutoencoderModel):
             outputs = np.asarray(self(noisy, training=False))
             figures["denoising.png"] = plot_denoising(noisy, outputs, images[:10])
         if parse_sparsity(self.config.objective.sparsity):
-            codes = np.concatenate([np.asarray(self.encoder(images[i:i + 1000], training=False))
-                                    for i in range(0, len(images), 1000)])
-            figures["code_histogram.png"] = plot_code_histogram(codes)
+            figures["code_histogram.png"] = plot_code_histogram(latent_means(self.encoder, images))
         return figures

@@ -65,12 +65,6 @@ def describe(kind, r_loss_factor=1.0, sigma=1.0):
             "gaussian": f"Gaussian NLL (σ = {sigma:g})", "gaussian_learned": "Gaussian NLL (learned variance)"}[kind]
 
 
-def pixel_mse(x, outputs):
-    """Mean squared pixel error per image, unscaled: what every family can be compared on."""
-    x = _float32(x)
-    return ops.mean(ops.square(x - _float32(_mean(outputs))), axis=_pixel_axes(x))
-
-
 def _mean(outputs):
     return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
 

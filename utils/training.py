@@ -6,6 +6,7 @@ Nothing here knows which family it trains: the model names its loss terms and it
 """
 
 import dataclasses
+import io
 import secrets
 import sys
 from dataclasses import dataclass
@@ -265,8 +266,6 @@ def draw_figures(model, data, run_dir, tensorboard=None, step=0, gaussian=None):
 
 def _log_images(folder, figures, step):
     """Figures as TensorBoard images (rendered to PNG, then decoded)."""
-    import io
-
     writer = tf.summary.create_file_writer(str(Path(folder) / "figures"))
     with writer.as_default():
         for name, figure in figures.items():
