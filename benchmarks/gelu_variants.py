@@ -4,10 +4,13 @@
     python benchmarks/gelu_variants.py --train --batch-size 32 128   # gelu_full training steps vs base_lrelu
 
 Variants (value and gradient all within 1e-6 of Keras's exact GELU):
-  fused       models.activations.fused_gelu: one XLA program writes y and dy/dx, the gradient is one multiply
+  fused       models.activations.fused_gelu: XLA programs for y and for dy/dx, the gradient is one multiply;
+              Phi by the tail form fitted by scripts/fit_gelu_tail.py (one exp, one division)
+  erfc        the fused layout with XLA's erfc for Phi (read back as y / x) and a second exp for the slope:
+              models.activations before issue 11
   tf_ops      the same math as separate TensorFlow ops (Eigen kernels, each spread over the intra-op threads),
               Phi saved in the forward pass, the slope computed in the backward pass
-  shard<K>    the fused XLA program on K slices of the batch, run side by side, then concatenated
+  shard<K>    the erfc program on K slices of the batch, run side by side, then concatenated
   keras       keras.activations.gelu(approximate=False) with TensorFlow's automatic gradient
 Every figure is the median over rounds of contenders taken in turn (A B C, then C B A), with the
 machine's steal and load during the race, since these machines are shared.
@@ -25,11 +28,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from tensorflow.compiler.tf2xla.python.xla import optimization_barrier  # noqa: E402
 
 import models.activations as acts  # noqa: E402
 from benchmarks.machine import CpuMeter, machine_info, machine_line  # noqa: E402
 
 SQRT_HALF, INV_SQRT_2PI = 0.7071067811865476, 0.3989422804014327
+TINY = 1e-30  # below this |x|, y / x loses Phi(x) = 0.5 to underflow
 # gelu_full's activations per image: encoder 28x28x32, 14x14x64, 7x7x64, 7x7x64; decoder 7x7x64, 14x14x64, 28x28x32
 SHAPES = [(28, 28, 32), (14, 14, 64), (7, 7, 64), (7, 7, 64), (7, 7, 64), (14, 14, 64), (28, 28, 32)]
 
@@ -45,13 +50,28 @@ def tf_ops_gelu(x):
     return x * cdf, grad
 
 
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _erfc_gelu_and_slope(x):
+    y = 0.5 * x * tf.math.erfc(-x * SQRT_HALF)  # tf.nn.gelu's formula for approximate=False
+    y_kept, x_kept = optimization_barrier(y, x)  # keeps XLA from evaluating erfc a second time for Phi
+    cdf = tf.where(tf.abs(x_kept) > TINY, y_kept / x_kept, 0.5)
+    return y, cdf + x_kept * (INV_SQRT_2PI * tf.exp(-0.5 * x_kept * x_kept))
+
+
+@tf.custom_gradient
+def erfc_gelu(x):
+    """The fused layout of before issue 11: XLA's erfc for Phi, a second exp for the slope."""
+    y, slope = _erfc_gelu_and_slope(tf.stop_gradient(x))
+    return y, lambda dy: dy * slope
+
+
 def sharded_gelu(k):
-    """The fused XLA program on k slices of the batch (uneven last slice allowed), concatenated."""
+    """The erfc program on k slices of the batch (uneven last slice allowed), concatenated."""
     @tf.custom_gradient
     def gelu(x):
         n = tf.shape(x)[0]
         sizes = tf.stack([n // k] * (k - 1) + [n - (k - 1) * (n // k)])
-        outs = [acts._gelu_and_slope(tf.stop_gradient(part)) for part in tf.split(x, sizes, num=k)]
+        outs = [_erfc_gelu_and_slope(part) for part in tf.split(tf.stop_gradient(x), sizes, num=k)]
         slope = tf.concat([s for _, s in outs], 0)
         return tf.concat([y for y, _ in outs], 0), lambda dy: dy * slope
 
@@ -59,8 +79,9 @@ def sharded_gelu(k):
 
 
 def variants(names):
-    """{name: function} for the names given (fused, tf_ops, shard<K>, keras, lrelu)."""
-    known = {"fused": acts.fused_gelu, "tf_ops": tf_ops_gelu, "lrelu": lambda x: tf.nn.leaky_relu(x, 0.3),
+    """{name: function} for the names given (fused, erfc, tf_ops, shard<K>, keras, lrelu)."""
+    known = {"fused": acts.fused_gelu, "erfc": erfc_gelu, "tf_ops": tf_ops_gelu,
+             "lrelu": lambda x: tf.nn.leaky_relu(x, 0.3),
              "keras": lambda x: keras.activations.gelu(x, approximate=False)}
     chosen = {}
     for name in names:
@@ -69,7 +90,7 @@ def variants(names):
         elif name in known:
             chosen[name] = known[name]
         else:
-            raise SystemExit(f"error: unknown variant {name!r}: use fused, tf_ops, shard<K>, keras or lrelu")
+            raise SystemExit(f"error: unknown variant {name!r}: use fused, erfc, tf_ops, shard<K>, keras or lrelu")
     return chosen
 
 
@@ -124,7 +145,7 @@ def race(runners, rounds):
 def main(argv=None):
     """Race the variants against LeakyReLU (kernels) or base_lrelu (--train) and print the ratios."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--variants", nargs="+", default=["fused", "tf_ops", "shard2", "keras"])
+    p.add_argument("--variants", nargs="+", default=["fused", "erfc", "tf_ops", "keras"])
     p.add_argument("--batch-size", type=int, nargs="+", default=[32])
     p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--train", action="store_true", help="time gelu_full training steps instead of the kernels")

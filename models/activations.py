@@ -1,7 +1,7 @@
 """Activation layers by name: where `--act lrelu|gelu|relu|elu|silu|tanh|sigmoid` is decided.
 
-GELU is the exact erf form. For training it runs as `FusedGELU`, whose forward pass is one
-XLA-compiled program that also writes the derivative, so its backward pass is a single multiply;
+GELU is the exact erf form. For training it runs as `FusedGELU`, whose forward pass writes y and
+dy/dx by two XLA-compiled loops over the tensor, so its backward pass is a single multiply;
 saved `.h5` models get Keras's stock `Activation("gelu")` instead (`models.layers.stock_clone`), so
 they load in plain Keras.
 """
@@ -15,37 +15,52 @@ LRELU_SLOPE = 0.3  # the LeakyReLU layer's default in Keras 2 and 3, named so no
 
 _SQRT_HALF = 0.7071067811865476
 _INV_SQRT_2PI = 0.3989422804014327
-_TINY = 1e-30  # below this |x|, y / x loses Phi(x) = 0.5 to underflow
+# 0.5 * erfc(z) = 0.5 * t * exp(-z^2) * P(t), t = 1 / (1 + p z), z >= 0; P's coefficients, lowest power
+# first, from `python scripts/fit_gelu_tail.py` (worst relative error 2.0e-8 for z <= 10.5, where
+# exp(-z^2) underflows float32; float32 itself resolves 6e-8).
+_TAIL_P = 0.3
+_TAIL_COEFFICIENTS = (0.16918745620862874, 0.1707231975310674, 0.14829000653798236, 0.21509454881046575,
+                      -0.09500213894002683, 0.5481774648859744, -0.5126415706772075, 0.4857246532319438,
+                      -0.12955363717760487)
 
-try:  # keeps XLA from fusing across it; without it XLA evaluates erfc in a kernel of its own
-    from tensorflow.compiler.tf2xla.python.xla import optimization_barrier as _barrier
-except ImportError:  # pragma: no cover - an older or trimmed TensorFlow: same numbers, a little slower
-    def _barrier(*tensors):
-        return tensors
+
+def _gaussian_cdf(x):
+    """(Phi(x), exp(-x^2 / 2)) in float32, from the fitted tail form above: one exp, one division."""
+    t = 1.0 / (1.0 + (_TAIL_P * _SQRT_HALF) * tf.abs(x))
+    gauss = tf.exp(-0.5 * x * x)  # exp(-z^2) with z = |x| / sqrt 2
+    poly = _TAIL_COEFFICIENTS[-1]
+    for coefficient in _TAIL_COEFFICIENTS[-2::-1]:  # Horner
+        poly = poly * t + coefficient
+    tail = 0.5 * t * gauss * poly  # Phi(-|x|)
+    return tf.where(x < 0.0, tail, 1.0 - tail), gauss
 
 
 # Why by hand: stock erf-GELU runs as ~10 separate elementwise kernels forward and backward, each a
-# full pass over the activation tensor; on CPU that costs ~9x a LeakyReLU (issue 4). Here one XLA
-# program in the forward pass writes y and dy/dx (Phi read back as y / x, so erfc is evaluated once)
-# and the backward pass is one multiply that TensorFlow runs on all cores. Per training step of
-# gelu_full on the 2-core CPU of docs/benchmarks.md, that layout was 7-9 % faster than separate XLA
-# forward and backward programs with the same math. tf.nn.gelu's erfc form is kept because
-# 1 + erf(x / sqrt 2), 3-7 % faster, is off by up to 9.5e-7 near |x| = 4 (float32 erf is good to
-# only 4e-7 near +-1) and, with XLA's erf, by 6e-8 * |x| for large negative x (1e-6 at x = -12).
+# full pass over the activation tensor; on CPU that costs ~9x a LeakyReLU (issue 4). Here the forward
+# pass runs two XLA programs, each compiled into one loop over the tensor, for y and for dy/dx, and the
+# backward pass is one multiply. Phi comes from the tail form above, not XLA's erfc, which evaluates
+# both of its branches (issue 11). Each program redoes the exp and the division: in one program XLA
+# writes them to memory as passes of their own, and computing the slope in the backward pass instead
+# was slower too (docs/benchmarks.md has the races).
 @tf.function(jit_compile=True, reduce_retracing=True)
-def _gelu_and_slope(x):
+def _gelu(x):
     xf = tf.cast(x, tf.float32)
-    y = 0.5 * xf * tf.math.erfc(-xf * _SQRT_HALF)  # tf.nn.gelu's formula for approximate=False
-    y_kept, x_kept = _barrier(y, xf)
-    cdf = tf.where(tf.abs(x_kept) > _TINY, y_kept / x_kept, 0.5)
-    slope = cdf + x_kept * (_INV_SQRT_2PI * tf.exp(-0.5 * x_kept * x_kept))  # Phi(x) + x * phi(x)
-    return tf.cast(y, x.dtype), tf.cast(slope, x.dtype)
+    cdf, _ = _gaussian_cdf(xf)
+    return tf.cast(xf * cdf, x.dtype)
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _gelu_slope(x):
+    xf = tf.cast(x, tf.float32)
+    cdf, gauss = _gaussian_cdf(xf)
+    return tf.cast(cdf + xf * (_INV_SQRT_2PI * gauss), x.dtype)  # Phi(x) + x * phi(x)
 
 
 @tf.custom_gradient
 def fused_gelu(x):
-    """Exact GELU, x * Phi(x): y and dy/dx in one XLA-compiled pass; the gradient is one multiply."""
-    y, slope = _gelu_and_slope(tf.stop_gradient(x))  # the tape needs only `grad` below
+    """Exact GELU, x * Phi(x): y and dy/dx by two XLA-compiled loops; the gradient is one multiply."""
+    x = tf.stop_gradient(x)  # the tape needs only `grad` below
+    y, slope = _gelu(x), _gelu_slope(x)
 
     def grad(dy):
         return dy * slope

@@ -90,3 +90,14 @@ def test_activation_layers_by_name():
     with pytest.raises(ValueError, match="activation must be one of"):
         activation_layer("swish", "a")
     assert activation_layer("tanh", "a").get_config()["activation"] == "tanh"
+
+
+def test_fitted_tail_constants_match_erfc_in_float64():
+    """The tail form's constants (scripts/fit_gelu_tail.py) give erfc to float32 resolution over its range."""
+    from models.activations import _TAIL_COEFFICIENTS, _TAIL_P
+
+    z = np.linspace(0.0, 10.5, 4001)
+    t = 1.0 / (1.0 + _TAIL_P * z)
+    fitted = t * np.exp(-z * z) * np.polynomial.polynomial.polyval(t, _TAIL_COEFFICIENTS)
+    exact = np.array([math.erfc(v) for v in z])
+    assert np.max(np.abs(fitted / exact - 1.0)) < 3e-8
