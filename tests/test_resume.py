@@ -47,6 +47,7 @@ def test_kill_after_an_epoch_then_resume_and_extend(tmp_path):
     assert "resuming" in result.stdout and last_line(result.stdout) == str(run_dir)
     params = check_run(run_dir, 4)
     assert params["resumes"][0]["from_epoch"] >= 1 and params["training"]["seed"] == 5
+    assert "git_commit" in params["resumes"][0] and "tensorflow" in params["resumes"][0]["versions"]
     with h5py.File(run_dir / "backup" / "latest.weights.h5") as f:  # Adam's step count went on, not restarted
         assert f["optimizer/vars/0"][()] == 4 * 10  # 4 epochs of 10 batches (300 images, batch 32)
 

@@ -149,7 +149,9 @@ def resume_run(run_dir, epochs=None):
     data = load_data(settings)
     model = build_model(config, settings)
     runs.update_params(run_dir, training=dataclasses.asdict(settings), status="running",
-                       resumes=params.get("resumes", []) + [{"time": runs.now(), "from_epoch": done}])
+                       resumes=params.get("resumes", []) + [{"time": runs.now(), "from_epoch": done,
+                                                             "git_commit": runs.git_commit(),
+                                                             "versions": runs.versions()}])
     print(f"resuming {run_dir} after epoch {done} of {settings.epochs}", flush=True)
     _train(run_dir, model, data, settings)
     return run_dir
