@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 from utils import runs
@@ -14,15 +15,34 @@ from utils.suite import REPO_ROOT
 EVALUATE_SCRIPT = REPO_ROOT / "evaluate.py"
 
 
+def models_written(run_dir):
+    """When the run's saved encoder or decoder was last written (seconds since the epoch), or None."""
+    times = [p.stat().st_mtime for p in (runs.model_file(run_dir, n) for n in (runs.ENCODER, runs.DECODER))
+             if p.is_file()]
+    return max(times) if times else None
+
+
+def is_current(entry, written):
+    """Whether an `eval.json` entry scored the models as they are now: it was made after they were last
+    written (an extended run's entries scored its earlier models)."""
+    try:
+        made = datetime.fromisoformat(entry["time"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return False
+    return written is not None and made >= int(written)  # entry times are whole seconds
+
+
 def scores(run_dir, samples=None):
     """The test figures of a run's `eval.json` (the not-binarized entry with `samples` draws, or the
-    most draws), as summary columns: test_pixel_mse, test_nll, test_elbo, active_units."""
+    most draws) that scored its current models, as summary columns: test_pixel_mse, test_nll,
+    test_elbo, active_units."""
     path = Path(run_dir) / runs.EVAL
     try:
         entries = [e for e in json.loads(path.read_text()).values() if not e.get("binarize")]
     except (OSError, ValueError, AttributeError):
         return {}
-    entries = [e for e in entries if samples is None or e.get("samples") == samples] or []
+    written = models_written(run_dir)
+    entries = [e for e in entries if (samples is None or e.get("samples") == samples) and is_current(e, written)]
     if not entries:
         return {}
     entry = max(entries, key=lambda e: (e.get("samples", 0), e.get("time", "")))

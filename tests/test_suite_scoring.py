@@ -1,0 +1,42 @@
+"""A suite reuses a run's `eval.json` only for the models it scored: an extended run is scored again."""
+
+import json
+import os
+from datetime import datetime, timezone
+
+from utils import runs
+from utils.suite_scoring import scores
+
+
+def fake_run(tmp_path, scored_at, models_at):
+    """A run folder with saved models written at `models_at` and an eval.json entry made at `scored_at`."""
+    (tmp_path / runs.MODELS).mkdir()
+    for name in (runs.ENCODER, runs.DECODER):
+        path = runs.model_file(tmp_path, name)
+        path.write_bytes(b"model")
+        os.utime(path, (models_at, models_at))
+    entry = {"pixel_mse": 0.01, "nll": 120.5, "elbo": -125.0, "active_units": 2, "kl_per_dimension": [3.0, 2.5],
+             "samples": 100, "binarize": False,
+             "time": datetime.fromtimestamp(scored_at, timezone.utc).isoformat(timespec="seconds")}
+    (tmp_path / runs.EVAL).write_text(json.dumps({"k100_n1000": entry}))
+    return tmp_path
+
+
+def test_scores_of_the_current_models_are_reused(tmp_path):
+    run = fake_run(tmp_path, scored_at=1_700_000_100, models_at=1_700_000_000)
+    assert scores(run, 100) == {"test_pixel_mse": 0.01, "test_nll": 120.5, "test_elbo": -125.0, "active_units": 2,
+                                "test_kl_dim0": 3.0, "test_kl_dim1": 2.5}
+    assert scores(run, 10) == {}  # another number of importance samples is another setting
+
+
+def test_scores_made_before_the_models_were_rewritten_are_not(tmp_path):
+    run = fake_run(tmp_path, scored_at=1_700_000_000, models_at=1_700_000_500)  # e.g. extended to more epochs
+    assert scores(run, 100) == {}
+
+
+def test_an_entry_without_a_time_is_not_trusted(tmp_path):
+    run = fake_run(tmp_path, scored_at=1_700_000_100, models_at=1_700_000_000)
+    data = json.loads((run / runs.EVAL).read_text())
+    del data["k100_n1000"]["time"]
+    (run / runs.EVAL).write_text(json.dumps(data))
+    assert scores(run, 100) == {}
