@@ -67,8 +67,10 @@ def publish(suite_dir, out, command, log=None):
             if (run_dir / "viz" / name).is_file():
                 copy_small_png(run_dir / "viz" / name, out / "figures" / f"{variant}_{name}")
     params = json.loads((suite_dir / finished.iloc[0]["run_dir"] / "params.json").read_text())
-    commits = sorted({json.loads((suite_dir / d / "params.json").read_text()).get("git_commit") or "?"
-                      for d in finished["run_dir"]})
+    run_params = [json.loads((suite_dir / d / "params.json").read_text()) for d in finished["run_dir"]]
+    commits = sorted({p.get("git_commit") or "?" for p in run_params})
+    resumed_with = sorted({r.get("git_commit") or "?" for p in run_params for r in p.get("resumes", [])
+                           if "git_commit" in r} - set(commits))
     seconds = wall_seconds(log)
     training = params["training"]
     text = "\n".join([
@@ -83,7 +85,8 @@ def publish(suite_dir, out, command, log=None):
         else f"- Training time (sum over runs, training steps only): {finished['train_seconds'].sum():.0f} s",
         f"- Machine: {machine_line(machine_info()).removeprefix('machine: ')}; no GPU.",
         f"- Software: " + ", ".join(f"{k} {v}" for k, v in params.get("versions", {}).items()),
-        f"- Code: git commit {', '.join(commits)}.", "",
+        f"- Code: git commit {', '.join(commits)}"
+        + (f"; resumed or extended with {', '.join(resumed_with)}" if resumed_with else "") + ".", "",
         "Files: `summary.md` (statistics, paired differences, the study's claims), `summary.csv` (a row per run), "
         "`losses.png`, `total_loss.png` (means over seeds with min–max bands), and in `figures/` the seed-0 run's "
         "latent space and 2-D manifold for each variant.", ""])
