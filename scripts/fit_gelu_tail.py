@@ -39,6 +39,8 @@ def main(argv=None):
     parser.add_argument("--degree", type=int, default=8)
     parser.add_argument("--zmax", type=float, default=10.5)
     args = parser.parse_args(argv)
+    if args.degree < 1 or args.zmax <= 0:
+        parser.error("--degree must be at least 1 and --zmax positive")
     z = np.linspace(0.0, args.zmax, 20001)
     ratio = tail_ratio(z)
     fits = [(p, *lawson_fit(z, ratio, p, args.degree)) for p in np.round(np.arange(0.20, 0.62, 0.02), 2)]

@@ -66,8 +66,8 @@ def publish(suite_dir, out, command, log=None):
         for name in RUN_FIGURES:
             if (run_dir / "viz" / name).is_file():
                 copy_small_png(run_dir / "viz" / name, out / "figures" / f"{variant}_{name}")
-    params = json.loads((suite_dir / finished.iloc[0]["run_dir"] / "params.json").read_text())
     run_params = [json.loads((suite_dir / d / "params.json").read_text()) for d in finished["run_dir"]]
+    params = run_params[0]
     commits = sorted({p.get("git_commit") or "?" for p in run_params})
     resumed_with = sorted({r.get("git_commit") or "?" for p in run_params for r in p.get("resumes", [])
                            if "git_commit" in r} - set(commits))
