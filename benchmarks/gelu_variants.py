@@ -8,12 +8,16 @@ Variants (value and gradient all within 1e-6 of Keras's exact GELU):
               Phi by the tail form fitted by scripts/fit_gelu_tail.py (one exp, one division)
   erfc        the fused layout with XLA's erfc for Phi (read back as y / x) and a second exp for the slope:
               models.activations before issue 11
+  backward    y by fused's forward program; the slope computed in the backward pass, one XLA program with dy
+  ordered     fused with the slope's program made to wait for y's
   tf_ops      the same math as separate TensorFlow ops (Eigen kernels, each spread over the intra-op threads),
               Phi saved in the forward pass, the slope computed in the backward pass
   shard<K>    the erfc program on K slices of the batch, run side by side, then concatenated
   keras       keras.activations.gelu(approximate=False) with TensorFlow's automatic gradient
 Every figure is the median over rounds of contenders taken in turn (A B C, then C B A), with the
-machine's steal and load during the race, since these machines are shared.
+machine's steal and load during the race, since these machines are shared. XLA's vector width is
+process-wide: to race 256- against 512-bit code, run the script twice, once with
+XLA_FLAGS=--xla_cpu_prefer_vector_width=256 (models/activations.py asks for 512 otherwise).
 """
 
 import argparse
@@ -65,6 +69,29 @@ def erfc_gelu(x):
     return y, lambda dy: dy * slope
 
 
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _slope_times(x, dy):
+    cdf, gauss = acts._gaussian_cdf(x)
+    return dy * (cdf + x * (INV_SQRT_2PI * gauss))
+
+
+@tf.custom_gradient
+def backward_gelu(x):
+    """y by the fused forward program; the slope computed in the backward pass, one XLA program with dy."""
+    x = tf.stop_gradient(x)
+    return acts._gelu(x), lambda dy: _slope_times(x, dy)
+
+
+@tf.custom_gradient
+def ordered_gelu(x):
+    """The fused programs with the slope's program made to wait for y's, so the next layer need not."""
+    x = tf.stop_gradient(x)
+    y = acts._gelu(x)
+    with tf.control_dependencies([y]):
+        slope = acts._gelu_slope(x)
+    return y, lambda dy: dy * slope
+
+
 def sharded_gelu(k):
     """The erfc program on k slices of the batch (uneven last slice allowed), concatenated."""
     @tf.custom_gradient
@@ -79,8 +106,8 @@ def sharded_gelu(k):
 
 
 def variants(names):
-    """{name: function} for the names given (fused, erfc, tf_ops, shard<K>, keras, lrelu)."""
-    known = {"fused": acts.fused_gelu, "erfc": erfc_gelu, "tf_ops": tf_ops_gelu,
+    """{name: function} for the names given (fused, erfc, backward, ordered, tf_ops, shard<K>, keras, lrelu)."""
+    known = {"fused": acts.fused_gelu, "erfc": erfc_gelu, "backward": backward_gelu, "ordered": ordered_gelu, "tf_ops": tf_ops_gelu,
              "lrelu": lambda x: tf.nn.leaky_relu(x, 0.3),
              "keras": lambda x: keras.activations.gelu(x, approximate=False)}
     chosen = {}
@@ -90,7 +117,8 @@ def variants(names):
         elif name in known:
             chosen[name] = known[name]
         else:
-            raise SystemExit(f"error: unknown variant {name!r}: use fused, erfc, tf_ops, shard<K>, keras or lrelu")
+            raise SystemExit(f"error: unknown variant {name!r}: use fused, erfc, backward, ordered, tf_ops, "
+                             "shard<K>, keras or lrelu")
     return chosen
 
 
@@ -151,8 +179,8 @@ def main(argv=None):
     p.add_argument("--train", action="store_true", help="time gelu_full training steps instead of the kernels")
     args = p.parse_args(argv)
     fns = variants(["lrelu"] + [v for v in args.variants if v != "lrelu"])
-    print(machine_line(machine_info()), f"intra-op threads {tf.config.threading.get_intra_op_parallelism_threads()}"
-          " (0: one per core)")
+    print(f"{machine_line(machine_info())}; intra-op threads "
+          f"{tf.config.threading.get_intra_op_parallelism_threads()} (0: one per core)")
     x = None
     if args.train:
         from utils.loaders import load_dataset

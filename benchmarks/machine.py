@@ -57,7 +57,8 @@ def machine_info(cpuinfo_path="/proc/cpuinfo"):
         "isa": {flag: flag in flags for flag in ISA_FLAGS} if flags else None,
         "hypervisor": "hypervisor" in flags if flags else None,
         "threads_env": {k: os.environ[k] for k in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
-                                                   "OMP_NUM_THREADS", "TF_ENABLE_ONEDNN_OPTS") if k in os.environ},
+                                                   "OMP_NUM_THREADS", "TF_ENABLE_ONEDNN_OPTS", "XLA_FLAGS")
+                        if k in os.environ},
         "python": platform.python_version(),
     }
 

@@ -1,13 +1,18 @@
 """The fused GELU is the exact (erf) GELU in value and gradient, and the activation names map to the right layers."""
 
 import math
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.activations import LRELU_SLOPE, FusedGELU, activation_layer, fused_gelu
+from conftest import REPO
+from models.activations import (LRELU_SLOPE, XLA_VECTOR_FLAG, FusedGELU, activation_layer, fused_gelu,
+                                prefer_wide_xla_vectors)
 
 TOLERANCE = 1e-6  # max abs difference to Keras's exact GELU, in value and in gradient (issue 4)
 
@@ -101,3 +106,41 @@ def test_fitted_tail_constants_match_erfc_in_float64():
     fitted = t * np.exp(-z * z) * np.polynomial.polynomial.polyval(t, _TAIL_COEFFICIENTS)
     exact = np.array([math.erfc(v) for v in z])
     assert np.max(np.abs(fitted / exact - 1.0)) < 3e-8
+
+
+def test_wide_vector_flag_is_added_once_and_a_users_width_kept():
+    """XLA_VECTOR_FLAG joins other XLA flags, and a width the user named is left as it is."""
+    for before, after in [({}, XLA_VECTOR_FLAG), ({"XLA_FLAGS": "--xla_dump_to=/d"}, f"--xla_dump_to=/d {XLA_VECTOR_FLAG}"),
+                          ({"XLA_FLAGS": "--xla_cpu_prefer_vector_width=256"}, "--xla_cpu_prefer_vector_width=256")]:
+        environ = dict(before)
+        prefer_wide_xla_vectors(environ)
+        prefer_wide_xla_vectors(environ)
+        assert environ["XLA_FLAGS"] == after
+
+
+GELU_IN_A_FRESH_PROCESS = """
+import os, sys
+import numpy as np, tensorflow as tf
+import models.activations
+x = tf.constant(np.linspace(-12.0, 12.0, 240_001, dtype=np.float32))
+with tf.GradientTape() as tape:
+    tape.watch(x)
+    y = models.activations.fused_gelu(x)
+np.save(sys.argv[1], np.stack([y.numpy(), tape.gradient(y, x).numpy()]))
+print(os.environ["XLA_FLAGS"])
+"""
+
+
+def test_gelu_bits_do_not_depend_on_xla_vector_width(tmp_path):
+    """A fresh process gets 512-bit XLA code, a user's 256 is kept, and both give the GELU bit for bit."""
+    def gelu_in_fresh_process(name, xla_flags):
+        env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+        env.update({"PYTHONPATH": str(REPO)}, **({"XLA_FLAGS": xla_flags} if xla_flags else {}))
+        done = subprocess.run([sys.executable, "-c", GELU_IN_A_FRESH_PROCESS, str(tmp_path / name)], env=env,
+                              capture_output=True, text=True, timeout=120, check=True)
+        return done.stdout.strip(), np.load(tmp_path / name)
+
+    default_flags, wide = gelu_in_fresh_process("default.npy", None)
+    user_flags, narrow = gelu_in_fresh_process("narrow.npy", "--xla_cpu_prefer_vector_width=256")
+    assert (default_flags, user_flags) == (XLA_VECTOR_FLAG, "--xla_cpu_prefer_vector_width=256")
+    np.testing.assert_array_equal(wide, narrow)

@@ -32,6 +32,12 @@ def test_machine_info_reads_vendor_model_and_flags(tmp_path):
     assert line.startswith("machine: AuthenticAMD AMD EPYC 9R14") and "avx512_bf16 no-avx512_fp16 no-amx_bf16" in line
 
 
+def test_machine_line_names_the_xla_flags(tmp_path, monkeypatch):
+    """Figures taken with different XLA code (e.g. its vector width) are told apart by the machine line."""
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_prefer_vector_width=256")
+    assert machine_line(machine_info(tmp_path / "missing")).endswith("XLA_FLAGS=--xla_cpu_prefer_vector_width=256")
+
+
 def test_machine_info_without_cpuinfo_still_answers(tmp_path):
     info = machine_info(tmp_path / "missing")
     assert info["vendor"] is None and info["isa"] is None and "flags unknown" in machine_line(info)

@@ -14,6 +14,7 @@
 
 import fcntl
 import json
+import os
 import platform
 import re
 import subprocess
@@ -58,13 +59,14 @@ def create_run_dir(run_root, label):
 
 
 def versions():
-    """Versions of everything that decides the numbers."""
+    """Versions of everything that decides the numbers, and the XLA flags of the process."""
     import keras
     import numpy
     import tensorflow
 
     return {"python": platform.python_version(), "tensorflow": tensorflow.__version__,
-            "keras": keras.__version__, "numpy": numpy.__version__, "platform": platform.platform()}
+            "keras": keras.__version__, "numpy": numpy.__version__, "platform": platform.platform(),
+            "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
 def git_commit():
