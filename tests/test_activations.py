@@ -118,6 +118,14 @@ def test_wide_vector_flag_is_added_once_and_a_users_width_kept():
         assert environ["XLA_FLAGS"] == after
 
 
+def test_gelu_programs_give_the_same_bits_call_after_call():
+    """No call of the threaded XLA programs differs from the first (scripts/soak_gelu.py, a short soak)."""
+    from scripts.soak_gelu import soak
+
+    made, differing = soak(1400)
+    assert made == 1400 and differing == 0
+
+
 GELU_IN_A_FRESH_PROCESS = """
 import os, sys
 import numpy as np, tensorflow as tf
