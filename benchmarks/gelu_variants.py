@@ -71,8 +71,7 @@ def erfc_gelu(x):
 
 @tf.function(jit_compile=True, reduce_retracing=True)
 def _slope_times(x, dy):
-    cdf, gauss = acts._gaussian_cdf(x)
-    return dy * (cdf + x * (INV_SQRT_2PI * gauss))
+    return dy * acts._gelu_slope(x)  # the slope's program, inlined into this one
 
 
 @tf.custom_gradient
@@ -107,7 +106,8 @@ def sharded_gelu(k):
 
 def variants(names):
     """{name: function} for the names given (fused, erfc, backward, ordered, tf_ops, shard<K>, keras, lrelu)."""
-    known = {"fused": acts.fused_gelu, "erfc": erfc_gelu, "backward": backward_gelu, "ordered": ordered_gelu, "tf_ops": tf_ops_gelu,
+    known = {"fused": acts.fused_gelu, "erfc": erfc_gelu, "backward": backward_gelu, "ordered": ordered_gelu,
+             "tf_ops": tf_ops_gelu,
              "lrelu": lambda x: tf.nn.leaky_relu(x, 0.3),
              "keras": lambda x: keras.activations.gelu(x, approximate=False)}
     chosen = {}

@@ -110,7 +110,8 @@ def test_fitted_tail_constants_match_erfc_in_float64():
 
 def test_wide_vector_flag_is_added_once_and_a_users_width_kept():
     """XLA_VECTOR_FLAG joins other XLA flags, and a width the user named is left as it is."""
-    for before, after in [({}, XLA_VECTOR_FLAG), ({"XLA_FLAGS": "--xla_dump_to=/d"}, f"--xla_dump_to=/d {XLA_VECTOR_FLAG}"),
+    for before, after in [({}, XLA_VECTOR_FLAG),
+                          ({"XLA_FLAGS": "--xla_dump_to=/d"}, f"--xla_dump_to=/d {XLA_VECTOR_FLAG}"),
                           ({"XLA_FLAGS": "--xla_cpu_prefer_vector_width=256"}, "--xla_cpu_prefer_vector_width=256")]:
         environ = dict(before)
         prefer_wide_xla_vectors(environ)
