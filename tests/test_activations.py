@@ -141,15 +141,19 @@ print(os.environ["XLA_FLAGS"])
 
 
 def test_gelu_bits_do_not_depend_on_xla_vector_width(tmp_path):
-    """A fresh process gets 512-bit XLA code, a user's 256 is kept, and both give the GELU bit for bit."""
+    """A fresh process compiles 512-bit XLA code, a user's 256 is kept, and both give the GELU bit for bit."""
     def gelu_in_fresh_process(name, xla_flags):
         env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-        env.update({"PYTHONPATH": str(REPO)}, **({"XLA_FLAGS": xla_flags} if xla_flags else {}))
+        env.update({"PYTHONPATH": str(REPO), "XLA_FLAGS": xla_flags})
         done = subprocess.run([sys.executable, "-c", GELU_IN_A_FRESH_PROCESS, str(tmp_path / name)], env=env,
                               capture_output=True, text=True, timeout=120, check=True)
         return done.stdout.strip(), np.load(tmp_path / name)
 
-    default_flags, wide = gelu_in_fresh_process("default.npy", None)
+    dump = tmp_path / "dump"  # XLA writes the options each program was compiled with here
+    default_flags, wide = gelu_in_fresh_process("default.npy", f"--xla_dump_to={dump}")
     user_flags, narrow = gelu_in_fresh_process("narrow.npy", "--xla_cpu_prefer_vector_width=256")
-    assert (default_flags, user_flags) == (XLA_VECTOR_FLAG, "--xla_cpu_prefer_vector_width=256")
+    assert (default_flags, user_flags) == (f"--xla_dump_to={dump} {XLA_VECTOR_FLAG}",
+                                           "--xla_cpu_prefer_vector_width=256")
+    compiled_with = [f.read_text() for f in dump.glob("*debug_options")]
+    assert compiled_with and all("xla_cpu_prefer_vector_width: 512" in text for text in compiled_with)
     np.testing.assert_array_equal(wide, narrow)
