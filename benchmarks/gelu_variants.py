@@ -4,12 +4,14 @@
     python benchmarks/gelu_variants.py --train --batch-size 32 128   # gelu_full training steps vs base_lrelu
 
 Variants (value and gradient all within 1e-6 of Keras's exact GELU):
-  fused       models.activations.fused_gelu: XLA programs for y and for dy/dx, the gradient is one multiply;
-              Phi by the tail form fitted by scripts/fit_gelu_tail.py (one exp, one division)
-  erfc        the fused layout with XLA's erfc for Phi (read back as y / x) and a second exp for the slope:
+  fused       models.activations.fused_gelu: y and dy/dx in the forward pass, the gradient is one multiply;
+              Phi by the tail form fitted by scripts/fit_gelu_tail.py (one exp, one division). On CPU
+              it runs the compiled op (models/gelu_op.py) where it builds, else the two XLA programs
+  xla         the fused layout by its two XLA programs, one for y and one for dy/dx (the fallback)
+  erfc        the xla layout with XLA's erfc for Phi (read back as y / x) and a second exp for the slope:
               models.activations before issue 11
-  backward    y by fused's forward program; the slope computed in the backward pass, one XLA program with dy
-  ordered     fused with the slope's program made to wait for y's
+  backward    y by xla's forward program; the slope computed in the backward pass, one XLA program with dy
+  ordered     xla with the slope's program made to wait for y's
   tf_ops      the same math as separate TensorFlow ops (Eigen kernels, each spread over the intra-op threads),
               Phi saved in the forward pass, the slope computed in the backward pass
   shard<K>    the erfc program on K slices of the batch, run side by side, then concatenated
@@ -35,6 +37,7 @@ import tensorflow as tf  # noqa: E402
 from tensorflow.compiler.tf2xla.python.xla import optimization_barrier  # noqa: E402
 
 import models.activations as acts  # noqa: E402
+from models import gelu_op  # noqa: E402
 from benchmarks.machine import CpuMeter, machine_info, machine_line  # noqa: E402
 
 SQRT_HALF, INV_SQRT_2PI = 0.7071067811865476, 0.3989422804014327
@@ -67,6 +70,14 @@ def erfc_gelu(x):
     """The fused layout of before issue 11: XLA's erfc for Phi, a second exp for the slope."""
     y, slope = _erfc_gelu_and_slope(tf.stop_gradient(x))
     return y, lambda dy: dy * slope
+
+
+@tf.custom_gradient
+def xla_gelu(x):
+    """The fused layout by its two XLA programs: what runs where the compiled op does not."""
+    x = tf.stop_gradient(x)
+    slope = acts._gelu_slope(x)
+    return acts._gelu(x), lambda dy: dy * slope
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)
@@ -105,9 +116,9 @@ def sharded_gelu(k):
 
 
 def variants(names):
-    """{name: function} for the names given (fused, erfc, backward, ordered, tf_ops, shard<K>, keras, lrelu)."""
-    known = {"fused": acts.fused_gelu, "erfc": erfc_gelu, "backward": backward_gelu, "ordered": ordered_gelu,
-             "tf_ops": tf_ops_gelu,
+    """{name: function} for the names given (fused, xla, erfc, backward, ordered, tf_ops, shard<K>, keras, lrelu)."""
+    known = {"fused": acts.fused_gelu, "xla": xla_gelu, "erfc": erfc_gelu, "backward": backward_gelu,
+             "ordered": ordered_gelu, "tf_ops": tf_ops_gelu,
              "lrelu": lambda x: tf.nn.leaky_relu(x, 0.3),
              "keras": lambda x: keras.activations.gelu(x, approximate=False)}
     chosen = {}
@@ -117,7 +128,7 @@ def variants(names):
         elif name in known:
             chosen[name] = known[name]
         else:
-            raise SystemExit(f"error: unknown variant {name!r}: use fused, erfc, backward, ordered, tf_ops, "
+            raise SystemExit(f"error: unknown variant {name!r}: use fused, xla, erfc, backward, ordered, tf_ops, "
                              "shard<K>, keras or lrelu")
     return chosen
 
@@ -173,14 +184,15 @@ def race(runners, rounds):
 def main(argv=None):
     """Race the variants against LeakyReLU (kernels) or base_lrelu (--train) and print the ratios."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--variants", nargs="+", default=["fused", "erfc", "tf_ops", "keras"])
+    p.add_argument("--variants", nargs="+", default=["fused", "xla", "erfc", "tf_ops", "keras"])
     p.add_argument("--batch-size", type=int, nargs="+", default=[32])
     p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--train", action="store_true", help="time gelu_full training steps instead of the kernels")
     args = p.parse_args(argv)
     fns = variants(["lrelu"] + [v for v in args.variants if v != "lrelu"])
     print(f"{machine_line(machine_info())}; intra-op threads "
-          f"{tf.config.threading.get_intra_op_parallelism_threads()} (0: one per core)")
+          f"{tf.config.threading.get_intra_op_parallelism_threads()} (0: one per core); "
+          f"fused GELU kernel {gelu_op.kernel_name()}")
     x = None
     if args.train:
         from utils.loaders import load_dataset

@@ -296,7 +296,8 @@ def main(argv=None):
     matmul_n = 8192 if report["machine"]["gpus"] else 2048  # big enough to keep a GPU busy
     peaks = [matmul_peak_gflops(matmul_n)]
     box = report["machine"]
-    print(f"{machine_line(box)}; GPUs: {', '.join(box['gpus']) or 'none'}; TensorFlow {box['tensorflow']}")
+    print(f"{machine_line(box)}; GPUs: {', '.join(box['gpus']) or 'none'}; TensorFlow {box['tensorflow']}; "
+          f"GELU kernel {box['gelu_kernel']}")
     tables, models, report["cpu_during_race"] = {}, {}, {}
     for batch_size in args.batch_size:
         with CpuMeter() as meter:  # steal and other processes' load make a race's figures less trustworthy

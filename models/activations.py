@@ -1,7 +1,8 @@
 """Activation layers by name: where `--act lrelu|gelu|relu|elu|silu|tanh|sigmoid` is decided.
 
 GELU is the exact erf form. For training it runs as `FusedGELU`, whose forward pass writes y and
-dy/dx by two XLA-compiled loops over the tensor, so its backward pass is a single multiply;
+dy/dx, so its backward pass is a single multiply: in float32 on CPU by one compiled op
+(`models/gelu_op.py`), elsewhere by two XLA-compiled loops over the tensor (`gelu_and_slope`);
 saved `.h5` models get Keras's stock `Activation("gelu")` instead (`models.layers.stock_clone`), so
 they load in plain Keras. Importing this module asks XLA's CPU compiler for 512-bit vectors (below).
 """
@@ -11,6 +12,9 @@ import os
 import keras
 import tensorflow as tf
 from keras import layers
+from tensorflow.python.ops.control_flow_util import GraphOrParentsInXlaContext
+
+from models import gelu_op
 
 ACTIVATIONS = ("lrelu", "gelu", "relu", "elu", "silu", "tanh", "sigmoid")
 LRELU_SLOPE = 0.3  # the LeakyReLU layer's default in Keras 2 and 3, named so nobody has to guess
@@ -18,7 +22,7 @@ LRELU_SLOPE = 0.3  # the LeakyReLU layer's default in Keras 2 and 3, named so no
 # Why an XLA flag is set here: XLA's CPU compiler emits 256-bit vector code by default (LLVM's choice
 # for Intel parts that slow their clock on 512-bit code), while the oneDNN convolutions around the GELU
 # already run 512-bit ones. On AVX-512 CPUs the GELU's loops run 10-30 % faster with 512-bit vectors
-# and give the same bits; without AVX-512 the flag changes nothing (docs/gelu.md). XLA reads
+# and give the same bits; without AVX-512 the flag changes nothing (docs/gelu_xla.md). XLA reads
 # XLA_FLAGS once, at its first compile in the process, so this runs at import; a width the user chose
 # is kept.
 XLA_VECTOR_FLAG = "--xla_cpu_prefer_vector_width=512"
@@ -57,11 +61,11 @@ def _gaussian_cdf(x):
 
 # Why by hand: stock erf-GELU runs as ~10 separate elementwise kernels forward and backward, each a
 # full pass over the activation tensor; on CPU that costs ~9x a LeakyReLU (issue 4). Here the forward
-# pass runs two XLA programs, each compiled into one loop over the tensor, for y and for dy/dx, and the
-# backward pass is one multiply. Phi comes from the tail form above, not XLA's erfc, which evaluates
-# both of its branches (issue 11). Each program redoes the exp and the division: in one program XLA
-# writes them to memory as passes of their own, and computing the slope in the backward pass instead
-# was slower too (docs/benchmarks.md has the races).
+# pass writes y and dy/dx and the backward pass is one multiply. Phi comes from the tail form above, not
+# XLA's erfc, which evaluates both of its branches (issue 11). The compiled op writes both from one loop;
+# XLA cannot (in one program it writes the shared exp and division to memory as passes of their own), so
+# its fallback is two programs that each redo them. Computing the slope in the backward pass instead was
+# slower in training with either (docs/gelu.md and docs/gelu_xla.md have the races).
 @tf.function(jit_compile=True, reduce_retracing=True)
 def _gelu(x):
     xf = tf.cast(x, tf.float32)
@@ -76,11 +80,20 @@ def _gelu_slope(x):
     return tf.cast(cdf + xf * (_INV_SQRT_2PI * gauss), x.dtype)  # Phi(x) + x * phi(x)
 
 
+def gelu_and_slope(x):
+    """(y, dy/dx) of the exact GELU: by the compiled op for float32 outside XLA where it loads, else by XLA."""
+    in_xla = not tf.executing_eagerly() and GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+    op = gelu_op.load() if x.dtype == tf.float32 and not in_xla else None
+    if op is None:
+        return _gelu(x), _gelu_slope(x)
+    return op.vae_gelu_with_slope(x, tail_coefficients=_TAIL_COEFFICIENTS, tail_scale=_TAIL_P * _SQRT_HALF)
+
+
 @tf.custom_gradient
 def fused_gelu(x):
-    """Exact GELU, x * Phi(x): y and dy/dx by two XLA-compiled loops; the gradient is one multiply."""
+    """Exact GELU, x * Phi(x): y and dy/dx in the forward pass (`gelu_and_slope`); the gradient is one multiply."""
     x = tf.stop_gradient(x)  # the tape needs only `grad` below
-    y, slope = _gelu(x), _gelu_slope(x)
+    y, slope = gelu_and_slope(x)
 
     def grad(dy):
         return dy * slope

@@ -1,12 +1,14 @@
-"""Call the fused GELU's two XLA programs many times and check every result is bit for bit the first one.
+"""Call the GELU's kernels many times and check every result is bit for bit the first one.
 
-    python scripts/soak_gelu.py                          # 28,000 program calls, ~50 s on 2 cores
+    python scripts/soak_gelu.py                          # 28,000 calls, ~1 min on 2 cores
     TF_NUM_INTRAOP_THREADS=8 python scripts/soak_gelu.py --calls 40000
 
-Why: other projects have reported XLA:CPU programs that now and then return non-finite or differing
-values when their loops are split over threads. Run this on a new CPU, or after changing XLA_FLAGS
-(the vector width that models/activations.py asks for), before trusting long runs to it. The shapes
-include odd batches, so the threads' partitions do not fall on even boundaries. Exits 1 if any call differs.
+The kernels: the fused GELU's two XLA programs and, where it builds, the compiled op (models/gelu_op.py),
+each taking an equal share of the calls. Why: other projects have reported XLA:CPU programs that now and
+then return non-finite or differing values when their loops are split over threads, and the op splits
+its loop over the threads too. Run this on a new CPU, or after changing XLA_FLAGS (the vector width that
+models/activations.py asks for), before trusting long runs to it. The shapes include odd batches, so the
+threads' partitions do not fall on even boundaries. Exits 1 if any call differs.
 """
 
 import argparse
@@ -23,35 +25,45 @@ SHAPES = [(32, 28, 28, 32), (32, 14, 14, 64), (32, 7, 7, 64), (33, 28, 28, 32), 
           (300, 7, 7, 64)]
 
 
+def kernels():
+    """{name: x -> list of numpy outputs}: the two XLA programs, and the compiled op where it loads."""
+    import models.activations as acts
+    from models import gelu_op
+
+    chosen = {"xla_y": lambda x: [acts._gelu(x).numpy()], "xla_slope": lambda x: [acts._gelu_slope(x).numpy()]}
+    if gelu_op.load() is not None:
+        chosen["op"] = lambda x: [t.numpy() for t in acts.gelu_and_slope(x)]
+    return chosen
+
+
 def soak(calls, shapes=SHAPES):
-    """(program calls made, repeats whose y or slope differed from the first call's, or was not finite)."""
+    """(kernel calls made, repeats whose outputs differed from the first call's or were not finite, kernel names)."""
     import numpy as np
     import tensorflow as tf
 
-    import models.activations as acts
-
+    runs = kernels()
     made = differing = 0
     for i, shape in enumerate(shapes):
         x = tf.random.stateless_normal(shape, seed=(i, 7)) * 4.0
-        first = [acts._gelu(x).numpy(), acts._gelu_slope(x).numpy()]
-        differing += not all(np.isfinite(a).all() for a in first)
-        for _ in range(max(calls // (2 * len(shapes)), 1)):
-            again = [acts._gelu(x).numpy(), acts._gelu_slope(x).numpy()]
-            made += 2
-            differing += not all(np.array_equal(a, b) for a, b in zip(first, again))
-    return made, differing
+        for run in runs.values():
+            first = run(x)
+            differing += not all(np.isfinite(a).all() for a in first)
+            for _ in range(max(calls // (len(runs) * len(shapes)), 1)):
+                made += 1
+                differing += not all(np.array_equal(a, b) for a, b in zip(first, run(x)))
+    return made, differing, list(runs)
 
 
 def main(argv=None):
-    """Run the soak and print one line: calls, differing calls, seconds, XLA_FLAGS and threads."""
+    """Run the soak and print one line: calls, kernels, differing calls, seconds, XLA_FLAGS and threads."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--calls", type=int, default=28_000, help="program calls in all (default 28000)")
+    p.add_argument("--calls", type=int, default=28_000, help="kernel calls in all (default 28000)")
     args = p.parse_args(argv)
     if args.calls < 1:
         p.error(f"--calls must be at least 1; got {args.calls}")
     start = time.perf_counter()
-    made, differing = soak(args.calls)
-    print(f"{made} program calls, {differing} differing, {time.perf_counter() - start:.0f} s; "
+    made, differing, names = soak(args.calls)
+    print(f"{made} calls of {', '.join(names)}, {differing} differing, {time.perf_counter() - start:.0f} s; "
           f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, "
           f"TF_NUM_INTRAOP_THREADS={os.environ.get('TF_NUM_INTRAOP_THREADS', 'default')}")
     return 1 if differing else 0

@@ -1,4 +1,5 @@
-"""The fused GELU is the exact (erf) GELU in value and gradient, and the activation names map to the right layers."""
+"""The fused GELU is the exact (erf) GELU in value and gradient, by the compiled op and by the XLA programs,
+and the activation names map to the right layers."""
 
 import math
 import os
@@ -11,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO
+from models import gelu_op
 from models.activations import (LRELU_SLOPE, XLA_VECTOR_FLAG, FusedGELU, activation_layer, fused_gelu,
                                 prefer_wide_xla_vectors)
 
@@ -40,7 +42,17 @@ def stock_gelu(x):
     return keras.activations.gelu(x, approximate=False)
 
 
-def test_value_and_gradient_match_keras_exact_gelu():
+@pytest.fixture(params=["op", "xla"])
+def gelu_kernel(request, monkeypatch):
+    """Run the float32 GELU by the compiled op (which must build here) or by the XLA programs."""
+    if request.param == "op":
+        assert gelu_op.load() is not None, "the CPU GELU op did not build; see the warning above"
+    else:
+        monkeypatch.setattr(gelu_op, "load", lambda: None)
+    return request.param
+
+
+def test_value_and_gradient_match_keras_exact_gelu(gelu_kernel):
     x = wide_range()
     y, dy = value_and_gradient(fused_gelu, x)
     y_ref, dy_ref = value_and_gradient(stock_gelu, x)
@@ -49,7 +61,7 @@ def test_value_and_gradient_match_keras_exact_gelu():
     assert np.max(np.abs(dy - dy_ref)) <= TOLERANCE
 
 
-def test_is_the_erf_form_not_the_tanh_approximation():
+def test_is_the_erf_form_not_the_tanh_approximation(gelu_kernel):
     x = np.array([-3.0, -1.0, -0.5, 0.5, 1.0, 2.0, 3.0], dtype=np.float32)
     exact = np.array([v * 0.5 * (1 + math.erf(v / math.sqrt(2))) for v in x.astype(float)])
     slope = np.array([0.5 * (1 + math.erf(v / math.sqrt(2))) + v * math.exp(-v * v / 2) / math.sqrt(2 * math.pi)
@@ -61,7 +73,7 @@ def test_is_the_erf_form_not_the_tanh_approximation():
     assert np.max(np.abs(tanh_form - exact)) > 100 * TOLERANCE  # so the check above can tell them apart
 
 
-def test_upstream_gradient_is_multiplied_through():
+def test_upstream_gradient_is_multiplied_through(gelu_kernel):
     x = np.linspace(-4, 4, 101, dtype=np.float32)
     upstream = np.linspace(-2, 3, 101, dtype=np.float32)
     with tf.GradientTape() as tape:
@@ -119,12 +131,13 @@ def test_wide_vector_flag_is_added_once_and_a_users_width_kept():
         assert environ["XLA_FLAGS"] == after
 
 
-def test_gelu_programs_give_the_same_bits_call_after_call():
-    """No call of the threaded XLA programs differs from the first (scripts/soak_gelu.py, a short soak)."""
+def test_gelu_kernels_give_the_same_bits_call_after_call():
+    """No call of the threaded XLA programs or op differs from the first (scripts/soak_gelu.py, a short soak)."""
     from scripts.soak_gelu import soak
 
-    made, differing = soak(1400)
-    assert made == 1400 and differing == 0
+    made, differing, names = soak(2100)
+    assert names == ["xla_y", "xla_slope", "op"]
+    assert made == 2100 and differing == 0
 
 
 GELU_IN_A_FRESH_PROCESS = """
@@ -141,10 +154,10 @@ print(os.environ["XLA_FLAGS"])
 
 
 def test_gelu_bits_do_not_depend_on_xla_vector_width(tmp_path):
-    """A fresh process compiles 512-bit XLA code, a user's 256 is kept, and both give the GELU bit for bit."""
+    """A fresh process compiles 512-bit XLA code, a user's 256 is kept, and both give the XLA GELU bit for bit."""
     def gelu_in_fresh_process(name, xla_flags):
         env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-        env.update({"PYTHONPATH": str(REPO), "XLA_FLAGS": xla_flags})
+        env.update({"PYTHONPATH": str(REPO), "XLA_FLAGS": xla_flags, "VAE_GELU_KERNEL": "xla"})
         done = subprocess.run([sys.executable, "-c", GELU_IN_A_FRESH_PROCESS, str(tmp_path / name)], env=env,
                               capture_output=True, text=True, timeout=120, check=True)
         return done.stdout.strip(), np.load(tmp_path / name)

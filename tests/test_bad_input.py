@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import last_line, run_script
+from conftest import TINY, last_line, run_script
 
 
 def _npz_without_x_train(tmp_path):
@@ -84,3 +84,15 @@ def test_bad_input_is_one_clear_line(script, args, words, tmp_path, trained_run)
 def test_resume_refuses_other_flags(trained_run):
     result = run_script("train_vae.py", "--resume", trained_run, "--lr", "0.1")
     assert result.returncode != 0 and "drop --lr" in last_line(result.stderr)
+
+
+@pytest.mark.parametrize("env,words", [
+    ({"VAE_GELU_KERNEL": "fast"}, "VAE_GELU_KERNEL must be one of auto, op, xla; got 'fast'"),
+    ({"VAE_GELU_KERNEL": "op", "CXX": "no-such-c++"}, "no C++ compiler 'no-such-c++' on PATH"),
+], ids=["unknown kernel", "op without a compiler"])
+def test_bad_gelu_kernel_setting_is_one_clear_line(env, words, tmp_path):
+    root = tmp_path / "runs"
+    result = run_script("train_vae.py", "--epochs", "1", "--run-root", root, *TINY, env=env)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert words in last_line(result.stderr), result.stderr[-1500:]
+    assert not root.exists() or not any(root.iterdir())

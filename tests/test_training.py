@@ -33,6 +33,7 @@ def test_run_folder_contents(trained_run):
     assert params["loss_formula"] == "1000 × pixel MSE + KL"
     assert params["training"]["seed"] == 1 and params["training"]["epochs"] == 2
     assert {"python", "tensorflow", "keras", "numpy"} <= set(params["versions"])
+    assert params["versions"]["gelu_kernel"].startswith("op gelu_op-")  # the compiled GELU ran (g++ is here)
     assert "git_commit" in params
     assert params["result"]["best_val_loss"] == history["val_loss"].min()
     for name in ("encoder.h5", "decoder.h5", "model.weights.h5"):

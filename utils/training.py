@@ -120,13 +120,14 @@ def start_run(config, settings, run_root, label):
         config = config.for_images(data.image_shape)
     except ValueError as e:
         raise UserError(str(e)) from None
+    versions = runs.versions()  # before the model and its folder: a bad VAE_GELU_KERNEL ends here
     model = build_model(config, settings)
     run_dir = runs.create_run_dir(run_root, f"{data.name}_{label}")
     write_json(run_dir / runs.PARAMS, {
         "variant": label, "model": config.to_dict(), "loss_formula": config.objective.describe(),
         "training": dataclasses.asdict(settings), "dataset_name": data.name,
         "n_train": len(data.x_train), "n_test": len(data.x_test),
-        "versions": runs.versions(), "git_commit": runs.git_commit(),
+        "versions": versions, "git_commit": runs.git_commit(),
         "created": runs.now(), "status": "running", "resumes": []})
     print(f"run folder: {run_dir}", flush=True)
     _train(run_dir, model, data, settings)
@@ -147,11 +148,12 @@ def resume_run(run_dir, epochs=None):
     runs.remove_stale_temporaries(run_dir)
     config = runs.model_config(params)
     data = load_data(settings)
+    versions = runs.versions()
     model = build_model(config, settings)
     runs.update_params(run_dir, training=dataclasses.asdict(settings), status="running",
                        resumes=params.get("resumes", []) + [{"time": runs.now(), "from_epoch": done,
                                                              "git_commit": runs.git_commit(),
-                                                             "versions": runs.versions()}])
+                                                             "versions": versions}])
     print(f"resuming {run_dir} after epoch {done} of {settings.epochs}", flush=True)
     _train(run_dir, model, data, settings)
     return run_dir

@@ -1,0 +1,154 @@
+"""The compiled CPU GELU op (`models/gelu_op.cc`): built once per machine by the system's C++ compiler, then loaded.
+
+`load()` gives the op's module, or None where models/activations.py runs its XLA programs instead: a GPU is
+visible, `VAE_GELU_KERNEL=xla`, or the build failed (said once on stderr). With `VAE_GELU_KERNEL=op` a failed
+build is an error. Libraries are cached in `VAE_OP_CACHE` (default ~/.cache/vae-gelus), named by a hash of
+the source, the compiler, TensorFlow and the CPU, so a new version or another node builds its own.
+"""
+
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SOURCE = Path(__file__).with_name("gelu_op.cc")
+KERNELS = ("auto", "op", "xla")
+BUILD_TIMEOUT_S = 600
+
+
+class GeluOpUnavailable(RuntimeError):
+    """The op could not be built or loaded; the message says why, in one line."""
+
+
+def kernel_choice(environ=os.environ):
+    """`VAE_GELU_KERNEL`: auto (the op on CPU, else XLA), op (the op or an error) or xla."""
+    choice = environ.get("VAE_GELU_KERNEL", "auto") or "auto"
+    if choice not in KERNELS:
+        raise ValueError(f"VAE_GELU_KERNEL must be one of {', '.join(KERNELS)}; got {choice!r}")
+    return choice
+
+
+def cache_dir(environ=os.environ):
+    """Where built libraries are kept."""
+    return Path(environ.get("VAE_OP_CACHE") or Path.home() / ".cache" / "vae-gelus")
+
+
+def cpu_flags():
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith(("flags", "Features")):
+                    return line.split(":", 1)[1].split()
+    except OSError:
+        pass
+    return []
+
+
+def compile_command(output, cxx):
+    """The compiler's argument list that builds the op into `output` for this CPU."""
+    import tensorflow as tf
+
+    arch = ["-march=native"]
+    if "avx512_fp16" in cpu_flags():
+        arch.append("-mno-avx512fp16")  # Eigen's AVX512-FP16 packets do not compile with GCC 12
+    return [cxx, "-shared", "-fPIC", "-O3", *arch, "-w", str(SOURCE), "-o", str(output),
+            *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags()]
+
+
+def library_path(cxx):
+    """The cached library's path: a hash of the source, the command, the compiler, TensorFlow and the CPU."""
+    import tensorflow as tf
+
+    try:
+        compiler = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as err:
+        raise GeluOpUnavailable(f"cannot run the C++ compiler {cxx!r}: {err}") from err
+    key = hashlib.sha256()
+    for part in (SOURCE.read_text(), " ".join(compile_command("OUT", cxx)), compiler, tf.__version__,
+                 platform.machine(), " ".join(cpu_flags())):
+        key.update(part.encode() + b"\0")
+    return cache_dir() / f"gelu_op-{key.hexdigest()[:16]}.so"
+
+
+def first_error(lines):
+    """The compiler's first error as `file: error: ...`, without the file's directories."""
+    for line in lines:
+        if "error:" in line:
+            return f"{Path(line.split(':', 1)[0]).name}: {line[line.index('error:'):].strip()}"
+    return lines[-1].strip()
+
+
+def build(path, cxx):
+    """Compile the op into `path`, through a temporary file renamed into place (processes may race)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".building-", suffix=".so", dir=path.parent)
+    except OSError as err:
+        raise GeluOpUnavailable(f"cannot write in {path.parent} ({err.strerror or err}); "
+                                "name a writable folder in VAE_OP_CACHE") from err
+    os.close(fd)
+    try:
+        done = subprocess.run(compile_command(tmp, cxx), capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+        if done.returncode != 0:
+            lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+            raise GeluOpUnavailable(f"{cxx} could not build {SOURCE.name}: {first_error(lines)}")
+        os.replace(tmp, path)
+    except subprocess.TimeoutExpired as err:
+        raise GeluOpUnavailable(f"{cxx} took over {BUILD_TIMEOUT_S} s to build {SOURCE.name}") from err
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_or_build():
+    """(the op's module, its library path), built first if this machine has none; GeluOpUnavailable if neither works."""
+    import tensorflow as tf
+
+    cxx = os.environ.get("CXX") or "g++"
+    if shutil.which(cxx) is None:
+        raise GeluOpUnavailable(f"no C++ compiler {cxx!r} on PATH (install g++, or name one in CXX)")
+    path = library_path(cxx)
+    for attempt in range(2):  # a second build replaces a cached library that does not load
+        if attempt or not path.exists():
+            print(f"building the CPU GELU op into {path} (once per machine, ~10 s)", file=sys.stderr)
+            build(path, cxx)
+        try:
+            return tf.load_op_library(str(path)), path
+        except (tf.errors.OpError, OSError) as err:
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    raise GeluOpUnavailable(f"cannot load {path}: {reason}")
+
+
+@functools.cache
+def _loaded():
+    """(module, path) of the op where it should run, else (None, None); decided once per process."""
+    import tensorflow as tf
+
+    choice = kernel_choice()
+    if choice == "xla" or (choice == "auto" and tf.config.list_physical_devices("GPU")):
+        return None, None
+    try:
+        return load_or_build()
+    except GeluOpUnavailable as err:
+        if choice == "op":
+            raise
+        print(f"warning: {err}; the GELU runs as XLA programs instead, a few per cent slower "
+              "(VAE_GELU_KERNEL=xla skips the op)", file=sys.stderr)
+        return None, None
+
+
+def load():
+    """The op's module where it should run (float32 on CPU), else None; see the module's docstring."""
+    return _loaded()[0]
+
+
+def kernel_name():
+    """What runs the float32 GELU in this process, for params.json: `op gelu_op-<hash>.so` or `xla`."""
+    path = _loaded()[1]
+    return "xla" if path is None else f"op {path.name}"
