@@ -181,6 +181,14 @@ def race(runners, rounds):
     return rates
 
 
+def fused_kernel():
+    """What runs `fused` here (models/gelu_op.py), or exit with the one-line reason."""
+    try:
+        return gelu_op.kernel_name()
+    except (gelu_op.GeluOpUnavailable, ValueError) as e:
+        raise SystemExit(f"error: {e}") from None
+
+
 def main(argv=None):
     """Race the variants against LeakyReLU (kernels) or base_lrelu (--train) and print the ratios."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -192,7 +200,7 @@ def main(argv=None):
     fns = variants(["lrelu"] + [v for v in args.variants if v != "lrelu"])
     print(f"{machine_line(machine_info())}; intra-op threads "
           f"{tf.config.threading.get_intra_op_parallelism_threads()} (0: one per core); "
-          f"fused GELU kernel {gelu_op.kernel_name()}")
+          f"fused GELU kernel {fused_kernel()}")
     x = None
     if args.train:
         from utils.loaders import load_dataset

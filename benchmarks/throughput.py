@@ -50,6 +50,7 @@ from models.VAE import VAEObjective  # noqa: E402
 from utils import callbacks as cb  # noqa: E402
 from utils import runs  # noqa: E402
 from utils.analysis import latent_means  # noqa: E402
+from utils.errors import UserError  # noqa: E402
 from utils.loaders import load_dataset  # noqa: E402
 from utils.presets import PRESETS, preset_settings  # noqa: E402
 from utils.training import (TrainSettings, build_model, compile_model, draw_figures,  # noqa: E402
@@ -254,7 +255,12 @@ def training_peak_rss():
 
 def machine():
     """The machine (benchmarks/machine.py: CPU vendor, model, ISA flags), GPUs and versions."""
-    return {**machine_info(), "gpus": [d.name for d in tf.config.list_physical_devices("GPU")], **runs.versions()}
+    try:
+        gelu_kernel = runs.gelu_kernel()
+    except UserError as e:
+        raise SystemExit(f"error: {e}") from None
+    return {**machine_info(), "gpus": [d.name for d in tf.config.list_physical_devices("GPU")], **runs.versions(),
+            "gelu_kernel": gelu_kernel}
 
 
 def check_targets(tables, run_end):

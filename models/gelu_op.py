@@ -1,24 +1,30 @@
 """The compiled CPU GELU op (`models/gelu_op.cc`): built once per machine by the system's C++ compiler, then loaded.
 
-`load()` gives the op's module, or None where models/activations.py runs its XLA programs instead: a GPU is
-visible, `VAE_GELU_KERNEL=xla`, or the build failed (said once on stderr). With `VAE_GELU_KERNEL=op` a failed
-build is an error. Libraries are cached in `VAE_OP_CACHE` (default ~/.cache/vae-gelus), named by a hash of
-the source, the compiler, TensorFlow and the CPU, so a new version or another node builds its own.
+`load()` gives the op's module, or None where models/activations.py runs its XLA programs instead (they give
+the same bits): a GPU is visible, `VAE_GELU_KERNEL=xla`, or the build failed (said once on stderr, and
+remembered beside the cache so other processes do not retry it). With `VAE_GELU_KERNEL=op` a failed build
+is an error. Libraries are cached in `VAE_OP_CACHE` (default ~/.cache/vae-gelus), named by a hash of the
+source, the compiler, TensorFlow and the CPU, so a new version or another kind of node builds its own.
 """
 
+import fcntl
 import functools
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("gelu_op.cc")
 KERNELS = ("auto", "op", "xla")
 BUILD_TIMEOUT_S = 600
+STALE_BUILD_S = 3600  # a temporary file this old is left from a build that was killed
+RETRY_HINT = "unset VAE_GELU_KERNEL (or set it to xla) to run the XLA programs instead"
 
 
 class GeluOpUnavailable(RuntimeError):
@@ -35,7 +41,17 @@ def kernel_choice(environ=os.environ):
 
 def cache_dir(environ=os.environ):
     """Where built libraries are kept."""
-    return Path(environ.get("VAE_OP_CACHE") or Path.home() / ".cache" / "vae-gelus")
+    if environ.get("VAE_OP_CACHE"):
+        return Path(environ["VAE_OP_CACHE"])
+    try:
+        return Path.home() / ".cache" / "vae-gelus"
+    except RuntimeError as err:  # no HOME and no passwd entry
+        raise GeluOpUnavailable("cannot find a home folder for the op's cache; set VAE_OP_CACHE") from err
+
+
+def compiler(environ=os.environ):
+    """The C++ compiler's command as a list (`CXX`, which may hold a wrapper such as `ccache g++`, else g++)."""
+    return shlex.split(environ.get("CXX") or "g++")
 
 
 def cpu_flags():
@@ -50,14 +66,24 @@ def cpu_flags():
     return []
 
 
+def accepts(cxx, flag):
+    """Whether the compiler takes `flag` (older GCC and clang do not know every -mno-... option)."""
+    try:
+        return subprocess.run([*cxx, flag, "-x", "c++", "-fsyntax-only", "-"], input="", capture_output=True,
+                              text=True, timeout=60).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 def compile_command(output, cxx):
     """The compiler's argument list that builds the op into `output` for this CPU."""
     import tensorflow as tf
 
     arch = ["-march=native"]
-    if "avx512_fp16" in cpu_flags():
+    if "avx512_fp16" in cpu_flags() and accepts(cxx, "-mno-avx512fp16"):
         arch.append("-mno-avx512fp16")  # Eigen's AVX512-FP16 packets do not compile with GCC 12
-    return [cxx, "-shared", "-fPIC", "-O3", *arch, "-w", str(SOURCE), "-o", str(output),
+    # -ffp-contract=off: multiply-adds are fused only where the source asks, as XLA fuses them (same bits)
+    return [*cxx, "-shared", "-fPIC", "-O3", "-ffp-contract=off", *arch, "-w", str(SOURCE), "-o", str(output),
             *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags()]
 
 
@@ -66,21 +92,24 @@ def library_path(cxx):
     import tensorflow as tf
 
     try:
-        compiler = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60).stdout
+        version = subprocess.run([*cxx, "--version"], capture_output=True, text=True, timeout=60).stdout
     except (OSError, subprocess.SubprocessError) as err:
-        raise GeluOpUnavailable(f"cannot run the C++ compiler {cxx!r}: {err}") from err
+        raise GeluOpUnavailable(f"cannot run the C++ compiler {shlex.join(cxx)!r}: {err}") from err
     key = hashlib.sha256()
-    for part in (SOURCE.read_text(), " ".join(compile_command("OUT", cxx)), compiler, tf.__version__,
+    for part in (SOURCE.read_text(), " ".join(compile_command("OUT", cxx)), version, tf.__version__,
                  platform.machine(), " ".join(cpu_flags())):
         key.update(part.encode() + b"\0")
     return cache_dir() / f"gelu_op-{key.hexdigest()[:16]}.so"
 
 
 def first_error(lines):
-    """The compiler's first error as `file: error: ...`, without the file's directories."""
-    for line in lines:
-        if "error:" in line:
+    """The compiler's first error as `file: error: ...` without the file's folders; for a failed link, the
+    linker's message rather than collect2's summary."""
+    for i, line in enumerate(lines):
+        if "error:" in line and not line.startswith("collect2"):
             return f"{Path(line.split(':', 1)[0]).name}: {line[line.index('error:'):].strip()}"
+        if line.startswith("collect2") and i:
+            return lines[i - 1].strip()
     return lines[-1].strip()
 
 
@@ -88,36 +117,64 @@ def build(path, cxx):
     """Compile the op into `path`, through a temporary file renamed into place (processes may race)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        for old in path.parent.glob(".building-*"):
+            if time.time() - old.stat().st_mtime > STALE_BUILD_S:
+                old.unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".building-", suffix=".so", dir=path.parent)
     except OSError as err:
         raise GeluOpUnavailable(f"cannot write in {path.parent} ({err.strerror or err}); "
                                 "name a writable folder in VAE_OP_CACHE") from err
     os.close(fd)
     try:
-        done = subprocess.run(compile_command(tmp, cxx), capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+        done = subprocess.run(compile_command(tmp, cxx), capture_output=True, text=True, timeout=BUILD_TIMEOUT_S,
+                              env={**os.environ, "LC_ALL": "C"})  # English messages, for first_error
         if done.returncode != 0:
             lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
-            raise GeluOpUnavailable(f"{cxx} could not build {SOURCE.name}: {first_error(lines)}")
+            raise GeluOpUnavailable(f"{cxx[-1]} could not build {SOURCE.name}: {first_error(lines)}")
         os.replace(tmp, path)
     except subprocess.TimeoutExpired as err:
-        raise GeluOpUnavailable(f"{cxx} took over {BUILD_TIMEOUT_S} s to build {SOURCE.name}") from err
+        raise GeluOpUnavailable(f"{cxx[-1]} took over {BUILD_TIMEOUT_S} s to build {SOURCE.name}") from err
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def build_once(path, cxx):
+    """Build `path` unless another process did while this one waited for the lock; a failure is written to
+    `<path>.failed`, which later processes report instead of compiling again (delete it to retry)."""
+    failed = path.with_name(path.name + ".failed")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if failed.exists():
+            raise GeluOpUnavailable(f"{failed.read_text().strip()} (recorded in {failed}; delete it to retry)")
+        if path.exists():
+            return
+        print(f"building the CPU GELU op into {path} (once per machine, ~10 s)", file=sys.stderr)
+        try:
+            build(path, cxx)
+        except GeluOpUnavailable as err:
+            failed.write_text(f"{err}\n")
+            raise
 
 
 def load_or_build():
     """(the op's module, its library path), built first if this machine has none; GeluOpUnavailable if neither works."""
     import tensorflow as tf
 
-    cxx = os.environ.get("CXX") or "g++"
-    if shutil.which(cxx) is None:
-        raise GeluOpUnavailable(f"no C++ compiler {cxx!r} on PATH (install g++, or name one in CXX)")
+    cxx = compiler()
+    if not cxx or shutil.which(cxx[0]) is None:
+        raise GeluOpUnavailable(f"no C++ compiler {shlex.join(cxx)!r} on PATH (install g++, or name one in CXX)")
     path = library_path(cxx)
     for attempt in range(2):  # a second build replaces a cached library that does not load
-        if attempt or not path.exists():
-            print(f"building the CPU GELU op into {path} (once per machine, ~10 s)", file=sys.stderr)
-            build(path, cxx)
+        if attempt:
+            path.unlink(missing_ok=True)
+        if not path.exists():
+            try:
+                build_once(path, cxx)
+            except OSError as err:  # the folder or the lock file
+                raise GeluOpUnavailable(f"cannot write in {path.parent} ({err.strerror or err}); "
+                                        "name a writable folder in VAE_OP_CACHE") from err
         try:
             return tf.load_op_library(str(path)), path
         except (tf.errors.OpError, OSError) as err:
@@ -137,8 +194,8 @@ def _loaded():
         return load_or_build()
     except GeluOpUnavailable as err:
         if choice == "op":
-            raise
-        print(f"warning: {err}; the GELU runs as XLA programs instead, a few per cent slower "
+            raise GeluOpUnavailable(f"{err}; {RETRY_HINT}") from None
+        print(f"warning: {err}; the GELU runs as XLA programs instead, a few per cent slower, same results "
               "(VAE_GELU_KERNEL=xla skips the op)", file=sys.stderr)
         return None, None
 
@@ -149,6 +206,6 @@ def load():
 
 
 def kernel_name():
-    """What runs the float32 GELU in this process, for params.json: `op gelu_op-<hash>.so` or `xla`."""
+    """What runs the float32 GELU on CPU in this process: `op gelu_op-<hash>.so` or `xla`."""
     path = _loaded()[1]
     return "xla" if path is None else f"op {path.name}"

@@ -92,7 +92,7 @@ def test_resume_refuses_other_flags(trained_run):
 ], ids=["unknown kernel", "op without a compiler"])
 def test_bad_gelu_kernel_setting_is_one_clear_line(env, words, tmp_path):
     root = tmp_path / "runs"
-    result = run_script("train_vae.py", "--epochs", "1", "--run-root", root, *TINY, env=env)
+    result = run_script("train_vae.py", "--act", "gelu", "--epochs", "1", "--run-root", root, *TINY, env=env)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert words in last_line(result.stderr), result.stderr[-1500:]
     assert not root.exists() or not any(root.iterdir())

@@ -113,3 +113,18 @@ def test_peak_gpu_memory_is_recorded_on_a_gpu_only(trained_run, monkeypatch):
     monkeypatch.setattr(training.tf.config.experimental, "get_memory_info",
                         lambda device: {"current": 0, "peak": 300 * 2**20} if device == "GPU:0" else None)
     assert training.run_result(trained_run)["gpu_peak_memory_mb"] == 300.0
+
+
+def test_params_name_the_gelu_kernel_that_runs():
+    """versions.gelu_kernel: none without a GELU, xla where XLA compiles the step or bfloat16 runs, else the op."""
+    import dataclasses
+
+    from models.families import model_config
+    from utils.training import TrainSettings, gelu_kernel
+
+    gelu, lrelu = model_config("vae", encoder_act="gelu", decoder_act="gelu"), model_config("vae")
+    float32 = TrainSettings(jit=False)
+    assert gelu_kernel(lrelu, float32) == "none"
+    assert gelu_kernel(gelu, dataclasses.replace(float32, jit=True)) == "xla"
+    assert gelu_kernel(gelu, dataclasses.replace(float32, mixed_precision=True)) == "xla"
+    assert gelu_kernel(gelu, float32).startswith("op gelu_op-")

@@ -59,18 +59,18 @@ def create_run_dir(run_root, label):
 
 
 def versions():
-    """Versions of everything that decides the numbers, the XLA flags and what runs the GELU (`gelu_kernel`)."""
+    """Versions of everything that decides the numbers, and the XLA flags of the process."""
     import keras
     import numpy
     import tensorflow
 
     return {"python": platform.python_version(), "tensorflow": tensorflow.__version__,
             "keras": keras.__version__, "numpy": numpy.__version__, "platform": platform.platform(),
-            "xla_flags": os.environ.get("XLA_FLAGS", ""), "gelu_kernel": gelu_kernel()}
+            "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
 def gelu_kernel():
-    """What runs the float32 GELU in this process (models/gelu_op.py), building its op if needed."""
+    """What runs a float32 GELU in this process (models/gelu_op.py), building its op if needed."""
     from models import gelu_op
 
     try:

@@ -20,6 +20,11 @@ from pathlib import Path
 from utils.errors import UserError
 from utils.suite import Attempt, Backend, start_training, thread_environment
 
+# Settings of the driver's environment that decide how a run computes (the GELU's kernel and its cache,
+# the compiler that builds it, XLA's flags); the local backend's processes inherit them, Ray's tasks
+# get them here.
+DRIVER_ENVIRONMENT = ("VAE_GELU_KERNEL", "VAE_OP_CACHE", "CXX", "XLA_FLAGS")
+
 RETRIES = 3  # Ray's default for tasks: a run survives the loss of three nodes
 PROBE_WAIT = 3.0  # seconds the driver waits for a probe file (a shared file system may show it late)
 LOOPBACK = ("127.0.0.1", "localhost")
@@ -136,6 +141,7 @@ class RayBackend(Backend):
         task = ray.remote(_train).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=self.retries,
                                           retry_exceptions=False)
         env = thread_environment(max(1, math.ceil(self.cpus)))
+        env.update({k: os.environ[k] for k in DRIVER_ENVIRONMENT if k in os.environ})
         if not self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = ""  # Ray leaves it alone for tasks without GPUs
         elif self.gpus < 1:  # several processes on one GPU must not each reserve all of its memory

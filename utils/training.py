@@ -72,6 +72,22 @@ def precision_policy(mixed):
     return "mixed_float16" if on_gpu() else "mixed_bfloat16"
 
 
+def gelu_kernel(config, settings):
+    """What runs the model's GELU, for params.json: none, xla (inside an XLA-compiled step or in bfloat16) or
+    what models/gelu_op.py picks for float32 (the compiled op, built here if needed, or xla)."""
+    from models import gelu_op
+
+    try:
+        gelu_op.kernel_choice()  # a bad VAE_GELU_KERNEL is an error even where no GELU runs
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if "gelu" not in (config.architecture.encoder_act, config.architecture.decoder_act):
+        return "none"
+    if settings.jit or settings.mixed_precision:
+        return "xla"
+    return runs.gelu_kernel()
+
+
 def build_model(config, settings):
     """Seed everything, set the precision policy and build the model, with config errors as one line."""
     keras.utils.set_random_seed(settings.seed)
@@ -120,7 +136,7 @@ def start_run(config, settings, run_root, label):
         config = config.for_images(data.image_shape)
     except ValueError as e:
         raise UserError(str(e)) from None
-    versions = runs.versions()  # before the model and its folder: a bad VAE_GELU_KERNEL ends here
+    versions = {**runs.versions(), "gelu_kernel": gelu_kernel(config, settings)}  # may fail: before the folder
     model = build_model(config, settings)
     run_dir = runs.create_run_dir(run_root, f"{data.name}_{label}")
     write_json(run_dir / runs.PARAMS, {
@@ -148,7 +164,7 @@ def resume_run(run_dir, epochs=None):
     runs.remove_stale_temporaries(run_dir)
     config = runs.model_config(params)
     data = load_data(settings)
-    versions = runs.versions()
+    versions = {**runs.versions(), "gelu_kernel": gelu_kernel(config, settings)}
     model = build_model(config, settings)
     runs.update_params(run_dir, training=dataclasses.asdict(settings), status="running",
                        resumes=params.get("resumes", []) + [{"time": runs.now(), "from_epoch": done,
