@@ -66,8 +66,9 @@ def cpu_flags():
     return []
 
 
+@functools.cache
 def accepts(cxx, flag):
-    """Whether the compiler takes `flag` (older GCC and clang do not know every -mno-... option)."""
+    """Whether the compiler (a tuple) takes `flag` (older GCC and clang do not know every -mno-... option)."""
     try:
         return subprocess.run([*cxx, flag, "-x", "c++", "-fsyntax-only", "-"], input="", capture_output=True,
                               text=True, timeout=60).returncode == 0
@@ -80,7 +81,7 @@ def compile_command(output, cxx):
     import tensorflow as tf
 
     arch = ["-march=native"]
-    if "avx512_fp16" in cpu_flags() and accepts(cxx, "-mno-avx512fp16"):
+    if "avx512_fp16" in cpu_flags() and accepts(tuple(cxx), "-mno-avx512fp16"):
         arch.append("-mno-avx512fp16")  # Eigen's AVX512-FP16 packets do not compile with GCC 12
     # -ffp-contract=off: multiply-adds are fused only where the source asks, as XLA fuses them (same bits)
     return [*cxx, "-shared", "-fPIC", "-O3", "-ffp-contract=off", *arch, "-w", str(SOURCE), "-o", str(output),
@@ -113,13 +114,40 @@ def first_error(lines):
     return lines[-1].strip()
 
 
+class LastingFailure(GeluOpUnavailable):
+    """A failure that will happen again for the same source, compiler and TensorFlow (a compile error, a
+    library that does not load); it is recorded beside the cache so other processes do not retry it."""
+
+
+def failure_record(path):
+    """Where a lasting failure to build or load `path` is written."""
+    return path.with_name(path.name + ".failed")
+
+
+def record_failure(path, err):
+    """Write `err` to the failure record, through a temporary file (a crash leaves no empty record)."""
+    record = failure_record(path)
+    tmp = record.with_name(f".{record.name}.{os.getpid()}")
+    tmp.write_text(f"{err}\n")
+    os.replace(tmp, record)
+
+
+def remove_stale_builds(folder):
+    """Delete temporary files left by builds that were killed (other processes' live ones are young)."""
+    for old in folder.glob(".building-*"):
+        try:
+            if time.time() - old.stat().st_mtime > STALE_BUILD_S:
+                old.unlink()
+        except FileNotFoundError:  # its build finished meanwhile
+            pass
+
+
 def build(path, cxx):
     """Compile the op into `path`, through a temporary file renamed into place (processes may race)."""
+    name = shlex.join(cxx)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        for old in path.parent.glob(".building-*"):
-            if time.time() - old.stat().st_mtime > STALE_BUILD_S:
-                old.unlink(missing_ok=True)
+        remove_stale_builds(path.parent)
         fd, tmp = tempfile.mkstemp(prefix=".building-", suffix=".so", dir=path.parent)
     except OSError as err:
         raise GeluOpUnavailable(f"cannot write in {path.parent} ({err.strerror or err}); "
@@ -130,31 +158,35 @@ def build(path, cxx):
                               env={**os.environ, "LC_ALL": "C"})  # English messages, for first_error
         if done.returncode != 0:
             lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
-            raise GeluOpUnavailable(f"{cxx[-1]} could not build {SOURCE.name}: {first_error(lines)}")
+            message = f"{name} could not build {SOURCE.name}: {first_error(lines)}"
+            passing = done.returncode < 0 or any(w in done.stderr for w in ("Killed", "No space left"))
+            raise GeluOpUnavailable(message) if passing else LastingFailure(message)
         os.replace(tmp, path)
     except subprocess.TimeoutExpired as err:
-        raise GeluOpUnavailable(f"{cxx[-1]} took over {BUILD_TIMEOUT_S} s to build {SOURCE.name}") from err
+        raise GeluOpUnavailable(f"{name} took over {BUILD_TIMEOUT_S} s to build {SOURCE.name}") from err
+    except OSError as err:  # the compiler could not start, or the rename failed
+        raise GeluOpUnavailable(f"{name} could not build {SOURCE.name}: {err.strerror or err}") from err
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
 def build_once(path, cxx):
-    """Build `path` unless another process did while this one waited for the lock; a failure is written to
-    `<path>.failed`, which later processes report instead of compiling again (delete it to retry)."""
-    failed = path.with_name(path.name + ".failed")
+    """Build `path` unless another process did while this one waited for the lock, or a lasting failure
+    was recorded for it (reported instead of compiling again; delete the record to retry)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if failed.exists():
-            raise GeluOpUnavailable(f"{failed.read_text().strip()} (recorded in {failed}; delete it to retry)")
+        record = failure_record(path)
+        if record.exists():
+            raise GeluOpUnavailable(f"{record.read_text().strip()} (recorded in {record}; delete it to retry)")
         if path.exists():
             return
         print(f"building the CPU GELU op into {path} (once per machine, ~10 s)", file=sys.stderr)
         try:
             build(path, cxx)
-        except GeluOpUnavailable as err:
-            failed.write_text(f"{err}\n")
+        except LastingFailure as err:
+            record_failure(path, err)
             raise
 
 
@@ -179,7 +211,9 @@ def load_or_build():
             return tf.load_op_library(str(path)), path
         except (tf.errors.OpError, OSError) as err:
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-    raise GeluOpUnavailable(f"cannot load {path}: {reason}")
+    failure = LastingFailure(f"cannot load {path}: {reason}")
+    record_failure(path, failure)
+    raise failure
 
 
 @functools.cache

@@ -147,3 +147,35 @@ def test_an_unwritable_cache_is_reported_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_OP_CACHE", str(blocker / "cache"))
     with pytest.raises(gelu_op.GeluOpUnavailable, match="cannot write in .*name a writable folder in VAE_OP_CACHE"):
         gelu_op.build(gelu_op.cache_dir() / "gelu_op.so", ["g++"])
+
+
+FAKE_COMPILER = """#!/bin/sh
+# stands in for g++: {behaviour}
+case "$1" in --version) echo "fake-c++ 1.0"; exit 0;; esac
+{body}
+"""
+
+
+def fake_compiler(tmp_path, behaviour, body):
+    """A compiler command that does `body` (sh) instead of compiling."""
+    script = tmp_path / "fake-c++"
+    script.write_text(FAKE_COMPILER.format(behaviour=behaviour, body=body))
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_a_killed_compiler_is_not_recorded_but_a_library_that_never_loads_is(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_OP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CXX", fake_compiler(tmp_path, "killed, as by the out-of-memory killer", "kill -9 $$"))
+    with pytest.raises(gelu_op.GeluOpUnavailable) as killed:
+        gelu_op.load_or_build()
+    assert not isinstance(killed.value, gelu_op.LastingFailure)
+    assert not list((tmp_path / "cache").glob("*.failed"))  # the next process tries again
+    garbage = 'while [ "$1" != -o ]; do shift; done; echo garbage > "$2"'
+    monkeypatch.setenv("CXX", fake_compiler(tmp_path, "writes garbage", garbage))
+    with pytest.raises(gelu_op.LastingFailure, match="cannot load"):
+        gelu_op.load_or_build()  # built, failed to load, rebuilt, failed again
+    [record] = (tmp_path / "cache").glob("*.failed")
+    with pytest.raises(gelu_op.GeluOpUnavailable, match="delete it to retry"):
+        gelu_op.load_or_build()  # a library that fails to load is rebuilt once, then recorded
+    assert "cannot load" in record.read_text()

@@ -115,10 +115,11 @@ def test_peak_gpu_memory_is_recorded_on_a_gpu_only(trained_run, monkeypatch):
     assert training.run_result(trained_run)["gpu_peak_memory_mb"] == 300.0
 
 
-def test_params_name_the_gelu_kernel_that_runs():
+def test_params_name_the_gelu_kernel_that_runs(monkeypatch):
     """versions.gelu_kernel: none without a GELU, xla where XLA compiles the step or bfloat16 runs, else the op."""
     import dataclasses
 
+    monkeypatch.delenv("VAE_GELU_KERNEL", raising=False)
     from models.families import model_config
     from utils.training import TrainSettings, gelu_kernel
 

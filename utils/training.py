@@ -74,7 +74,8 @@ def precision_policy(mixed):
 
 def gelu_kernel(config, settings):
     """What runs the model's GELU, for params.json: none, xla (inside an XLA-compiled step or in bfloat16) or
-    what models/gelu_op.py picks for float32 (the compiled op, built here if needed, or xla)."""
+    what models/gelu_op.py picks for float32 (the compiled op, or xla). A GELU model loads (or builds) the op
+    here in every case, since building the model runs it once in float32; its errors end here, in one line."""
     from models import gelu_op
 
     try:
@@ -83,9 +84,8 @@ def gelu_kernel(config, settings):
         raise UserError(str(e)) from None
     if "gelu" not in (config.architecture.encoder_act, config.architecture.decoder_act):
         return "none"
-    if settings.jit or settings.mixed_precision:
-        return "xla"
-    return runs.gelu_kernel()
+    float32_kernel = runs.gelu_kernel()
+    return "xla" if settings.jit or settings.mixed_precision else float32_kernel
 
 
 def build_model(config, settings):
