@@ -82,6 +82,8 @@ def _gelu_slope(x):
 
 def gelu_and_slope(x):
     """(y, dy/dx) of the exact GELU: by the compiled op for float32 outside XLA where it loads, else by XLA."""
+    # XLA cannot compile the op: inside a jit-compiled function (TensorFlow's own test for it, not public API)
+    # the programs run, inlined into the step
     in_xla = not tf.executing_eagerly() and GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
     op = gelu_op.load() if x.dtype == tf.float32 and not in_xla else None
     if op is None:
