@@ -37,8 +37,7 @@ import tensorflow as tf  # noqa: E402
 from tensorflow.compiler.tf2xla.python.xla import optimization_barrier  # noqa: E402
 
 import models.activations as acts  # noqa: E402
-from models import gelu_op  # noqa: E402
-from benchmarks.machine import CpuMeter, machine_info, machine_line  # noqa: E402
+from benchmarks.machine import CpuMeter, gelu_kernel, machine_info, machine_line  # noqa: E402
 
 SQRT_HALF, INV_SQRT_2PI = 0.7071067811865476, 0.3989422804014327
 TINY = 1e-30  # below this |x|, y / x loses Phi(x) = 0.5 to underflow
@@ -181,14 +180,6 @@ def race(runners, rounds):
     return rates
 
 
-def fused_kernel():
-    """What runs `fused` here (models/gelu_op.py), or exit with the one-line reason."""
-    try:
-        return gelu_op.kernel_name()
-    except (gelu_op.GeluOpUnavailable, ValueError) as e:
-        raise SystemExit(f"error: {e}") from None
-
-
 def main(argv=None):
     """Race the variants against LeakyReLU (kernels) or base_lrelu (--train) and print the ratios."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -200,7 +191,7 @@ def main(argv=None):
     fns = variants(["lrelu"] + [v for v in args.variants if v != "lrelu"])
     print(f"{machine_line(machine_info())}; intra-op threads "
           f"{tf.config.threading.get_intra_op_parallelism_threads()} (0: one per core); "
-          f"fused GELU kernel {fused_kernel()}")
+          f"fused GELU kernel {gelu_kernel()}")
     x = None
     if args.train:
         from utils.loaders import load_dataset

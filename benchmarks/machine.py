@@ -76,6 +76,18 @@ def machine_line(info):
             f"{info['family_model_stepping'] or '?'}), {cpus}{where}; {flags}{threads}")
 
 
+def gelu_kernel():
+    """What runs a float32 GELU in this process (utils/runs.gelu_kernel: the compiled op or xla), or exit with
+    its one-line reason; figures taken with different kernels must not be confused either."""
+    from utils import runs
+    from utils.errors import UserError
+
+    try:
+        return runs.gelu_kernel()
+    except UserError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
 def cpu_times(stat_path="/proc/stat"):
     """The machine's cumulative CPU time by kind (USER_HZ ticks) from /proc/stat's `cpu` line, or None."""
     try:

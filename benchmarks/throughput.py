@@ -42,7 +42,7 @@ import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-from benchmarks.machine import CpuMeter, machine_info, machine_line  # noqa: E402
+from benchmarks.machine import CpuMeter, gelu_kernel, machine_info, machine_line  # noqa: E402
 from benchmarks.reference_vae import build_reference  # noqa: E402
 from models.architectures import ConvArchitecture  # noqa: E402
 from models.families import model_config  # noqa: E402
@@ -50,7 +50,6 @@ from models.VAE import VAEObjective  # noqa: E402
 from utils import callbacks as cb  # noqa: E402
 from utils import runs  # noqa: E402
 from utils.analysis import latent_means  # noqa: E402
-from utils.errors import UserError  # noqa: E402
 from utils.loaders import load_dataset  # noqa: E402
 from utils.presets import PRESETS, preset_settings  # noqa: E402
 from utils.training import (TrainSettings, build_model, compile_model, draw_figures,  # noqa: E402
@@ -255,12 +254,8 @@ def training_peak_rss():
 
 def machine():
     """The machine (benchmarks/machine.py: CPU vendor, model, ISA flags), GPUs and versions."""
-    try:
-        gelu_kernel = runs.gelu_kernel()
-    except UserError as e:
-        raise SystemExit(f"error: {e}") from None
     return {**machine_info(), "gpus": [d.name for d in tf.config.list_physical_devices("GPU")], **runs.versions(),
-            "gelu_kernel": gelu_kernel}
+            "gelu_kernel": gelu_kernel()}
 
 
 def check_targets(tables, run_end):

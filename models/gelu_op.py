@@ -132,6 +132,11 @@ def record_failure(path, err):
     os.replace(tmp, record)
 
 
+def unwritable_cache(folder, err):
+    """The one-line error for a cache folder that cannot be created or written."""
+    return GeluOpUnavailable(f"cannot write in {folder} ({err.strerror or err}); name a writable folder in VAE_OP_CACHE")
+
+
 def remove_stale_builds(folder):
     """Delete temporary files left by builds that were killed (other processes' live ones are young)."""
     for old in folder.glob(".building-*"):
@@ -146,12 +151,10 @@ def build(path, cxx):
     """Compile the op into `path`, through a temporary file renamed into place (processes may race)."""
     name = shlex.join(cxx)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_builds(path.parent)
         fd, tmp = tempfile.mkstemp(prefix=".building-", suffix=".so", dir=path.parent)
     except OSError as err:
-        raise GeluOpUnavailable(f"cannot write in {path.parent} ({err.strerror or err}); "
-                                "name a writable folder in VAE_OP_CACHE") from err
+        raise unwritable_cache(path.parent, err) from err
     os.close(fd)
     try:
         done = subprocess.run(compile_command(tmp, cxx), capture_output=True, text=True, timeout=BUILD_TIMEOUT_S,
@@ -205,8 +208,7 @@ def load_or_build():
             try:
                 build_once(path, cxx)
             except OSError as err:  # the folder or the lock file
-                raise GeluOpUnavailable(f"cannot write in {path.parent} ({err.strerror or err}); "
-                                        "name a writable folder in VAE_OP_CACHE") from err
+                raise unwritable_cache(path.parent, err) from err
         try:
             return tf.load_op_library(str(path)), path
         except (tf.errors.OpError, OSError) as err:

@@ -69,13 +69,15 @@ def versions():
             "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
-def gelu_kernel():
-    """What runs a float32 GELU in this process (models/gelu_op.py), building its op if needed."""
+def gelu_kernel(uses_gelu=True):
+    """What runs a float32 GELU in this process (models/gelu_op.py), building its op if needed; `none` where
+    no GELU runs. A bad VAE_GELU_KERNEL, or =op and no op, is a UserError either way."""
     from models import gelu_op
 
     try:
-        return gelu_op.kernel_name()
-    except (gelu_op.GeluOpUnavailable, ValueError) as e:  # a bad VAE_GELU_KERNEL, or =op and no op
+        gelu_op.kernel_choice()
+        return gelu_op.kernel_name() if uses_gelu else "none"
+    except (gelu_op.GeluOpUnavailable, ValueError) as e:
         raise UserError(str(e)) from None
 
 

@@ -76,16 +76,14 @@ def gelu_kernel(config, settings):
     """What runs the model's GELU, for params.json: none, xla (inside an XLA-compiled step or in bfloat16) or
     what models/gelu_op.py picks for float32 (the compiled op, or xla). A GELU model loads (or builds) the op
     here in every case, since building the model runs it once in float32; its errors end here, in one line."""
-    from models import gelu_op
+    kernel = runs.gelu_kernel("gelu" in (config.architecture.encoder_act, config.architecture.decoder_act))
+    return "xla" if kernel != "none" and (settings.jit or settings.mixed_precision) else kernel
 
-    try:
-        gelu_op.kernel_choice()  # a bad VAE_GELU_KERNEL is an error even where no GELU runs
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    if "gelu" not in (config.architecture.encoder_act, config.architecture.decoder_act):
-        return "none"
-    float32_kernel = runs.gelu_kernel()
-    return "xla" if settings.jit or settings.mixed_precision else float32_kernel
+
+def run_versions(config, settings):
+    """params.json's `versions`: runs.versions() and what runs the GELU (before the model and its folder,
+    since the op may fail to build)."""
+    return {**runs.versions(), "gelu_kernel": gelu_kernel(config, settings)}
 
 
 def build_model(config, settings):
@@ -136,7 +134,7 @@ def start_run(config, settings, run_root, label):
         config = config.for_images(data.image_shape)
     except ValueError as e:
         raise UserError(str(e)) from None
-    versions = {**runs.versions(), "gelu_kernel": gelu_kernel(config, settings)}  # may fail: before the folder
+    versions = run_versions(config, settings)
     model = build_model(config, settings)
     run_dir = runs.create_run_dir(run_root, f"{data.name}_{label}")
     write_json(run_dir / runs.PARAMS, {
@@ -164,7 +162,7 @@ def resume_run(run_dir, epochs=None):
     runs.remove_stale_temporaries(run_dir)
     config = runs.model_config(params)
     data = load_data(settings)
-    versions = {**runs.versions(), "gelu_kernel": gelu_kernel(config, settings)}
+    versions = run_versions(config, settings)
     model = build_model(config, settings)
     runs.update_params(run_dir, training=dataclasses.asdict(settings), status="running",
                        resumes=params.get("resumes", []) + [{"time": runs.now(), "from_epoch": done,
