@@ -1,5 +1,5 @@
-"""Score a finished run: pixel MSE of reconstructions (every family) and, for a VAE, the test-set ELBO,
-the importance-sampled NLL in nats, active units and KL per latent dimension.
+"""Score a finished run: pixel MSE of reconstructions (every family) and, for a model with a likelihood,
+the test-set ELBO, the importance-sampled NLL in nats and its latent summary (e.g. active units).
 
     python evaluate.py run/vae/0001_mnist_gelu_both [MORE_RUN_DIRS ...] --samples 100 [--binarize] [--limit N]
 
@@ -21,40 +21,35 @@ def eval_key(samples, binarize, n_test):
 
 
 def evaluate_run(run_dir, samples=100, binarize=False, limit=None):
-    """Figures of a run's saved models on its dataset's test images; updates `eval.json`.
+    """Figures of a run's model (its best epoch) on its dataset's test images; updates `eval.json`.
     Returns (key, figures)."""
     import json
     import time
     from pathlib import Path
 
-    import keras
-
-    import models  # noqa: F401  (registers the encoder's Sampling layer)
-    from utils import metrics, runs
+    from utils.analysis import metrics
     from utils.atomic import write_json
-    from utils.training import TrainSettings, load_data
+    from utils.data.binarize import load_data
+    from utils.runs import layout, provenance
+    from utils.runs.loading import load_model
+    from utils.training.settings import TrainSettings
 
-    params = runs.read_params(run_dir)
-    config = runs.model_config(params)
-    paths = [runs.model_file(run_dir, name) for name in (runs.ENCODER, runs.DECODER)]
-    if not all(p.is_file() for p in paths):
-        raise UserError(f"{run_dir} has no saved models yet (no epoch has finished); train or --resume it first")
+    params = layout.read_params(run_dir)
     start = time.perf_counter()
-    encoder, decoder = (keras.models.load_model(p, compile=False) for p in paths)
+    model = load_model(run_dir)
     data = load_data(TrainSettings(**params["training"]))
     x_test = data.x_test[:limit] if limit else data.x_test
     if binarize:
         x_test = (x_test > 0.5).astype("float32")
-    figures = {"family": config.family, "pixel_mse": metrics.reconstruction_mse(encoder, decoder, x_test)}
-    if config.family == "vae":
-        kind = metrics.scoring_likelihood(config.objective.loss)
-        figures.update(likelihood=kind, **metrics.likelihood_figures(
-            encoder, decoder, x_test, samples=samples, kind=kind, sigma=config.objective.sigma))
-        figures.update(metrics.latent_figures(encoder, x_test))
+    figures = {"family": model.config.family, "pixel_mse": metrics.reconstruction_mse(model, x_test)}
+    if model.has_likelihood:
+        figures.update(likelihood=model.likelihood_name,
+                       **metrics.likelihood_figures(model, x_test, samples=samples))
+        figures.update(model.latent_summary(x_test))
     figures.update(samples=samples, binarize=binarize, n_test=len(x_test), seconds=time.perf_counter() - start,
-                   time=runs.now())
+                   time=provenance.now())
     key = eval_key(samples, binarize, len(x_test))
-    path = Path(run_dir) / runs.EVAL
+    path = Path(run_dir) / layout.EVAL
     results = json.loads(path.read_text()) if path.is_file() else {}
     results[key] = figures
     write_json(path, results)
@@ -66,7 +61,9 @@ def describe(key, figures):
     text = f"{key}: pixel MSE {figures['pixel_mse']:.5f}"
     if "nll" in figures:
         text += (f", ELBO {figures['elbo']:.2f} nats, NLL {figures['nll']:.2f} nats ({figures['likelihood']}, "
-                 f"importance-sampled, {figures['samples']} samples), {figures['active_units']} active units")
+                 f"importance-sampled, {figures['samples']} samples)")
+    if "active_units" in figures:
+        text += f", {figures['active_units']} active units"
     return text
 
 
@@ -78,7 +75,7 @@ def main(argv=None):
     p.add_argument("--binarize", action="store_true", help="threshold test images at 0.5 first")
     p.add_argument("--limit", type=cli.positive_int, help="only the first N test images")
     args = p.parse_args(argv)
-    for run_dir in args.run_dirs:  # one process for many runs: TensorFlow starts once
+    for run_dir in args.run_dirs:  # one process for many runs: the backend starts once
         try:
             key, figures = evaluate_run(run_dir, args.samples, args.binarize, args.limit)
         except UserError as e:

@@ -1,14 +1,13 @@
-"""Generate images from a saved decoder: a grid decoded from latent points.
+"""Generate images from a trained model: a grid of new images.
 
     python generate.py run/vae/0001_mnist_gelu_both --n 64 --out digits.png [--seed S] [--bernoulli]
     python generate.py path/to/decoder.h5 --n 16 --out grid.png
 
-A VAE's points come from its prior N(0, I). An autoencoder has no prior, so its points come from the
-Gaussian fitted to its training codes (`models/code_gaussian.json` of its run folder), and it says
-so. `--bernoulli` draws every pixel as 1 with probability the decoded intensity (u < p).
+A run folder's model draws its own codes (a VAE from its prior N(0, I); an autoencoder, which has no
+prior, from the Gaussian fitted to its training codes) and says how. A bare `decoder.h5` decodes
+z ~ N(0, I). `--bernoulli` draws every pixel as 1 with probability the decoded intensity (u < p).
 """
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -17,21 +16,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from utils import cli, runs  # noqa: E402
+from utils import cli  # noqa: E402
+from utils.analysis.plots import plot_samples, save_figure  # noqa: E402
 from utils.errors import UserError  # noqa: E402
-from utils.plots import plot_samples, save_figure  # noqa: E402
+from utils.runs import layout  # noqa: E402
 
 
 def load_decoder(path):
-    """The decoder of a run folder or a `decoder.h5` file, checked to map z vectors to images."""
+    """A `decoder.h5` file, checked to map z vectors to images."""
     import h5py
     import keras
 
     import models  # noqa: F401  (registers Sampling, so an encoder.h5 by mistake gets a clear message)
 
     path = Path(path)
-    if path.is_dir():
-        path = runs.model_file(path, runs.DECODER)
     if not path.is_file():
         raise UserError(f"{path} does not exist; give a run folder or its models/decoder.h5")
     if not h5py.is_hdf5(path):
@@ -48,31 +46,44 @@ def load_decoder(path):
     return model
 
 
-def code_distribution(source):
-    """(Gaussian or None, a note): None means the prior N(0, I). An autoencoder's run folder gives the
-    Gaussian fitted to its training codes."""
+class PlainDecoder:
+    """A bare `decoder.h5` as a generator: z ~ N(0, I) decoded (the mean image of a two-output decoder)."""
+
+    sampling_note = "z ~ N(0, I) (no run folder beside the decoder, so the model is taken to be a VAE)"
+
+    def __init__(self, decoder):
+        self.decoder = decoder
+
+    def sample_codes(self, n, rng):
+        return rng.standard_normal((n, self.decoder.input_shape[-1])).astype("float32")
+
+    def decode(self, codes):
+        from models.base import first, to_numpy
+
+        return to_numpy(first(self.decoder(codes, training=False)))
+
+
+def load_generator(source):
+    """The model that draws the images: a run folder's own (given as the folder or one of its model files),
+    else a bare decoder file."""
+    from utils.runs.loading import load_model
+
     source = Path(source)
-    run_dir = source if source.is_dir() else source.parent.parent
-    if not (run_dir / runs.PARAMS).is_file():
-        return None, "z ~ N(0, I) (no run folder beside the decoder, so the model is taken to be a VAE)"
-    config = runs.model_config(runs.read_params(run_dir))
-    if config.family == "vae":
-        return None, "z ~ N(0, I), the VAE's prior"
-    path = runs.model_file(run_dir, runs.CODE_GAUSSIAN)
-    if not path.is_file():
-        raise UserError(f"{run_dir} is an autoencoder whose training has not finished, so its codes have no fitted "
-                        f"Gaussian yet ({path.name}); finish it with train.py --resume {run_dir}")
-    return json.loads(path.read_text()), ("codes ~ a Gaussian fitted to the training codes: an autoencoder "
-                                          "has no prior, so N(0, I) would decode to nonsense")
+    if source.is_dir():
+        return load_model(source)
+    decoder = load_decoder(source)
+    run_dir = source.parent.parent
+    return load_model(run_dir) if (run_dir / layout.PARAMS).is_file() else PlainDecoder(decoder)
 
 
-def generate(decoder, n, seed=None, gaussian=None, bernoulli=False):
-    """`n` images decoded from `n` latent points (see `code_distribution`), as float32 NumPy; with
-    `bernoulli`, each pixel drawn as 1 with the decoded probability."""
-    from utils.analysis import decode, sample_latents
-
+def generate(generator, n, seed=None, bernoulli=False):
+    """`n` images decoded from `n` codes the generator draws, as float32 NumPy; with `bernoulli`, each pixel
+    drawn as 1 with the decoded probability."""
     rng = np.random.default_rng(seed)
-    images = decode(decoder, sample_latents(n, decoder.input_shape[-1], rng, gaussian))
+    try:
+        images = generator.decode(generator.sample_codes(n, rng))
+    except ValueError as e:  # e.g. an autoencoder whose code Gaussian is fitted only when training ends
+        raise UserError(str(e)) from None
     return (rng.random(images.shape) < images).astype("float32") if bernoulli else images
 
 
@@ -87,16 +98,15 @@ def main(argv=None):
     p.add_argument("--bernoulli", action="store_true", help="draw binary pixels (u < p) instead of the mean image")
     args = p.parse_args(argv)
     try:
-        decoder = load_decoder(args.source)
-        gaussian, note = code_distribution(args.source)
+        generator = load_generator(args.source)
         if Path(args.out).is_dir() or not Path(args.out).resolve().parent.is_dir():
             raise UserError(f"cannot write {args.out}: give a file path in an existing folder")
-        images = generate(decoder, args.n, args.seed, gaussian, args.bernoulli)
+        images = generate(generator, args.n, args.seed, args.bernoulli)
         cols = args.cols or int(np.ceil(np.sqrt(args.n)))
         save_figure(plot_samples(images, cols=cols), args.out)
     except UserError as e:
         cli.fail(str(e))
-    print(note)
+    print(generator.sampling_note)
     print(args.out)
     return 0
 

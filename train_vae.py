@@ -4,8 +4,8 @@
     python train_vae.py --preset gelu_full_bn_before --dataset fashion_mnist --epochs 5
     python train_vae.py --resume run/vae/0001_mnist_gelu_both       # continue after a crash or kill
 
-The study's command: `train.py` with the VAE family and the study's flags (every other family, the
-dense architecture and their flags are `train.py`'s). The last line printed is the run folder.
+The study's command: `train.py` with the family fixed to the VAE (every other family is `train.py`'s).
+The last line printed is the run folder.
 """
 
 import sys
@@ -13,4 +13,4 @@ import sys
 import train
 
 if __name__ == "__main__":
-    sys.exit(train.main(families=False, description=__doc__.split("\n")[0]))
+    sys.exit(train.main(family="vae", description=__doc__.split("\n")[0]))

@@ -3,7 +3,7 @@
     python run_experiments.py --suite activations --seeds 5 --epochs 5 --limit 10000 --dataset fashion_mnist --jobs 2
     python run_experiments.py --suite activations --seeds 5 --epochs 5 --limit 10000 --dataset fashion_mnist --jobs 2 \
         --mixed-precision
-    python benchmarks/bf16_vs_fp32.py run/experiments/activations_fashion_mnist_limit10000 \
+    python -m benchmarks.bf16_vs_fp32 run/experiments/activations_fashion_mnist_limit10000 \
         run/experiments/activations_fashion_mnist_limit10000_mixed --out results/bf16_vs_fp32
 
 Reads each folder's finished runs (their params.json and training.csv) and prints two Markdown tables:
@@ -20,13 +20,12 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from utils.errors import UserError  # noqa: E402
-from utils.stats import estimate, paired_difference  # noqa: E402
-from utils.presets import PRESETS  # noqa: E402
-from utils.runs import HISTORY  # noqa: E402
-from utils.suite import REFERENCE_VARIANT, RUNS, find_runs  # noqa: E402
+from utils.analysis.stats import estimate, paired_difference  # noqa: E402
+from utils.experiments.presets import PRESETS  # noqa: E402
+from utils.runs.layout import HISTORY  # noqa: E402
+from utils.experiments.suite import REFERENCE_VARIANT, RUNS, find_runs  # noqa: E402
 
 def read_suite(folder):
     """{variant: {seed: final val_loss}} and {variant: {seed: training seconds}} of a suite's finished runs.

@@ -1,7 +1,7 @@
 """How the cost of an epoch grows with training images, batch size and `--jobs`: one table to predict a suite's cost.
 
-    python benchmarks/epoch_cost.py                               # 6k and 30k images measured, one 60k cell
-    python benchmarks/epoch_cost.py --images 6000 --batch-size 32 --jobs 1 --full-cell none   # a quick look
+    python -m benchmarks.epoch_cost                               # 6k and 30k images measured, one 60k cell
+    python -m benchmarks.epoch_cost --images 6000 --batch-size 32 --jobs 1 --full-cell none   # a quick look
 
 Each cell trains `train_vae.py --epochs 1 --limit N --batch-size B` (base_lrelu unless --preset says
 otherwise) on Fashion-MNIST: with --jobs 2, two such processes at once, each given half the cores as
@@ -23,10 +23,9 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import CpuMeter, machine_info, machine_line  # noqa: E402
-from utils.suite import slot_environments  # noqa: E402
+from utils.experiments.local import slot_environments  # noqa: E402
 
 FULL = 60_000
 

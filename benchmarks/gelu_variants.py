@@ -1,12 +1,12 @@
 """Ways to run the exact GELU on CPU, raced against LeakyReLU: the measurements behind models/activations.py.
 
-    python benchmarks/gelu_variants.py                       # forward + gradient on gelu_full's 7 activation shapes
-    python benchmarks/gelu_variants.py --train --batch-size 32 128   # gelu_full training steps vs base_lrelu
+    python -m benchmarks.gelu_variants                       # forward + gradient on gelu_full's 7 activation shapes
+    python -m benchmarks.gelu_variants --train --batch-size 32 128   # gelu_full training steps vs base_lrelu
 
 Variants (value and gradient all within 1e-6 of Keras's exact GELU):
-  fused       models.activations.fused_gelu: y and dy/dx in the forward pass, the gradient is one multiply;
+  fused       models.gelu_tf.fused_gelu: y and dy/dx in the forward pass, the gradient is one multiply;
               Phi by the tail form fitted by scripts/fit_gelu_tail.py (one exp, one division). On CPU
-              it runs the compiled op (models/gelu_op.py) where it builds, else the two XLA programs
+              it runs the two XLA programs (the compiled C++ op it once ran where it built is in git history)
   xla         the fused layout by its two XLA programs, one for y and one for dy/dx (the fallback)
   erfc        the xla layout with XLA's erfc for Phi (read back as y / x) and a second exp for the slope:
               models.activations before issue 11
@@ -26,9 +26,7 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
@@ -36,8 +34,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow.compiler.tf2xla.python.xla import optimization_barrier  # noqa: E402
 
-import models.activations as acts  # noqa: E402
-from benchmarks.machine import CpuMeter, gelu_kernel, machine_info, machine_line  # noqa: E402
+import models.gelu_tf as acts  # noqa: E402
+from benchmarks.machine import CpuMeter, machine_info, machine_line  # noqa: E402
 
 SQRT_HALF, INV_SQRT_2PI = 0.7071067811865476, 0.3989422804014327
 TINY = 1e-30  # below this |x|, y / x loses Phi(x) = 0.5 to underflow
@@ -191,10 +189,10 @@ def main(argv=None):
     fns = variants(["lrelu"] + [v for v in args.variants if v != "lrelu"])
     print(f"{machine_line(machine_info())}; intra-op threads "
           f"{tf.config.threading.get_intra_op_parallelism_threads()} (0: one per core); "
-          f"fused GELU kernel {gelu_kernel()}")
+          "fused GELU: the two XLA programs of models/gelu_tf.py")
     x = None
     if args.train:
-        from utils.loaders import load_dataset
+        from utils.data.loaders import load_dataset
         x = load_dataset("fashion_mnist").x_train
     for batch_size in args.batch_size:
         runners = {name: train_step(None if name == "lrelu" else fn, batch_size, x) if args.train

@@ -7,7 +7,7 @@
     print(meter.summary())                   # steal 0.4 %, busy 97 %, load 2.1 over 63 s
 
 Reads Linux's /proc/cpuinfo, /proc/stat and /proc/loadavg; elsewhere the fields it cannot read are
-None, so a benchmark still runs. `python benchmarks/machine.py` prints the line and the JSON.
+None, so a benchmark still runs. `python -m benchmarks.machine` prints the line and the JSON.
 """
 
 import json
@@ -74,18 +74,6 @@ def machine_line(info):
     threads = "".join(f", {k}={v}" for k, v in info["threads_env"].items())
     return (f"machine: {info['vendor'] or '?'} {info['model'] or '?'} (family/model/stepping "
             f"{info['family_model_stepping'] or '?'}), {cpus}{where}; {flags}{threads}")
-
-
-def gelu_kernel():
-    """What runs a float32 GELU in this process (utils/runs.gelu_kernel: the compiled op or xla), or exit with
-    its one-line reason; figures taken with different kernels must not be confused either."""
-    from utils import runs
-    from utils.errors import UserError
-
-    try:
-        return runs.gelu_kernel()
-    except UserError as e:
-        raise SystemExit(f"error: {e}") from None
 
 
 def cpu_times(stat_path="/proc/stat"):

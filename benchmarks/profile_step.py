@@ -1,7 +1,7 @@
 """Where a training step's time goes: per-op time from the TensorFlow profiler, and the convolutions alone.
 
-    python benchmarks/profile_step.py base_lrelu gelu_full --batch-size 32
-    python benchmarks/profile_step.py gelu_full_bn_before --batch-size 128 --steps 10
+    python -m benchmarks.profile_step base_lrelu gelu_full --batch-size 32
+    python -m benchmarks.profile_step gelu_full_bn_before --batch-size 128 --steps 10
 
 For each contender (as in benchmarks/throughput.py) it traces --steps real training steps
 (`model.fit`, compiled as a run compiles it) and sums the profiler's op events on TensorFlow's compute
@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.throughput import (build, feed, forward_flops, leaf_layers, matmul_peak_gflops,  # noqa: E402
                                    parse_contender, time_fit)
@@ -29,7 +28,7 @@ import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
-from utils.loaders import load_dataset  # noqa: E402
+from utils.data.loaders import load_dataset  # noqa: E402
 
 # Op-name fragments, checked in order, and the group each one counts towards.
 GROUPS = [("Conv2D", "convolutions"), ("BiasAdd", "bias add"), ("LeakyRelu", "LeakyReLU"),

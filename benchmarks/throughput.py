@@ -1,7 +1,7 @@
 """Training throughput of the study's variants against a plain-Keras reference VAE, timed side by side.
 
-    python benchmarks/throughput.py                     # batches 32 and 128, ~3 minutes on 2 CPU cores
-    python benchmarks/throughput.py --batch-size 32 --contenders reference base_lrelu base_lrelu:jit --no-memory
+    python -m benchmarks.throughput                     # batches 32 and 128, ~3 minutes on 2 CPU cores
+    python -m benchmarks.throughput --batch-size 32 --contenders reference base_lrelu base_lrelu:jit --no-memory
 
 A contender is `reference` (benchmarks/reference_vae.py) or a preset of utils/presets.py, optionally
 with `:`-separated options: `tfdata` (feed a cached, shuffled, prefetched tf.data pipeline instead of
@@ -33,7 +33,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
@@ -42,18 +41,18 @@ import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-from benchmarks.machine import CpuMeter, gelu_kernel, machine_info, machine_line  # noqa: E402
+from benchmarks.machine import CpuMeter, machine_info, machine_line  # noqa: E402
 from benchmarks.reference_vae import build_reference  # noqa: E402
+from models import model_config  # noqa: E402
 from models.architectures import ConvArchitecture  # noqa: E402
-from models.families import model_config  # noqa: E402
 from models.VAE import VAEObjective  # noqa: E402
-from utils import callbacks as cb  # noqa: E402
-from utils import runs  # noqa: E402
-from utils.analysis import latent_means  # noqa: E402
-from utils.loaders import load_dataset  # noqa: E402
-from utils.presets import PRESETS, preset_settings  # noqa: E402
-from utils.training import (TrainSettings, build_model, compile_model, draw_figures,  # noqa: E402
-                            resolve_settings)
+from utils.data.loaders import load_dataset  # noqa: E402
+from utils.experiments.presets import PRESETS, preset_settings  # noqa: E402
+from utils.runs import layout, provenance  # noqa: E402
+from utils.training import callbacks as cb  # noqa: E402
+from utils.training.figures import draw_figures  # noqa: E402
+from utils.training.run import build_model, compile_model  # noqa: E402
+from utils.training.settings import TrainSettings, resolve_settings  # noqa: E402
 
 DEFAULT_CONTENDERS = ["reference", "base_lrelu", "gelu_full", "gelu_full_bn_before", "base_lrelu:tfdata"]
 EPOCH_IMAGES = 60_000
@@ -221,17 +220,17 @@ def print_table(batch_size, rows, steps, rounds):
 def time_run_end(model, data):
     """Seconds to encode the test set (evaluation), and for a run's end: draw_figures + save_models."""
     start = time.perf_counter()
-    latent_means(model.encoder, data.x_test)
+    model.latent_means(data.x_test)
     evaluation = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as tmp:
-        for sub in (runs.VIZ, runs.MODELS):
+        for sub in (layout.VIZ, layout.MODELS):
             (Path(tmp) / sub).mkdir()
         epochs = np.arange(1, 201)  # a 200-epoch history, so the loss figure is drawn too
         pd.DataFrame({c: epochs if c == "epoch" else 50 + 10 / epochs for c in cb.history_columns(model.term_names())}).to_csv(
-            Path(tmp) / runs.HISTORY, index=False)
+            Path(tmp) / layout.HISTORY, index=False)
         start = time.perf_counter()
         draw_figures(model, data, tmp)
-        cb.save_models(model, tmp)
+        cb.export_models(model, tmp)
         run_end = time.perf_counter() - start
     return evaluation, run_end
 
@@ -247,15 +246,15 @@ def training_peak_rss():
         if proc.returncode:
             raise RuntimeError(f"train_vae.py failed:\n{proc.stderr[-2000:]}")
         run_dir = Path(proc.stdout.strip().splitlines()[-1])
-        train_seconds = float(cb.read_history(run_dir / runs.HISTORY)["train_seconds"].iloc[0])
+        train_seconds = float(cb.read_history(run_dir / layout.HISTORY)["train_seconds"].iloc[0])
     return {"peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
             "train_seconds": train_seconds, "images_s": EPOCH_IMAGES / train_seconds, "wall_seconds": wall}
 
 
 def machine():
     """The machine (benchmarks/machine.py: CPU vendor, model, ISA flags), GPUs and versions."""
-    return {**machine_info(), "gpus": [d.name for d in tf.config.list_physical_devices("GPU")], **runs.versions(),
-            "gelu_kernel": gelu_kernel()}
+    return {**machine_info(), "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+            **provenance.versions()}
 
 
 def check_targets(tables, run_end):
@@ -298,7 +297,7 @@ def main(argv=None):
     peaks = [matmul_peak_gflops(matmul_n)]
     box = report["machine"]
     print(f"{machine_line(box)}; GPUs: {', '.join(box['gpus']) or 'none'}; TensorFlow {box['tensorflow']}; "
-          f"GELU kernel {box['gelu_kernel']}")
+          f"backend {box['backend']}")
     tables, models, report["cpu_during_race"] = {}, {}, {}
     for batch_size in args.batch_size:
         with CpuMeter() as meter:  # steal and other processes' load make a race's figures less trustworthy

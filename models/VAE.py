@@ -1,48 +1,44 @@
 """The variational autoencoder (and beta-VAE): Gaussian codes, a KL term and an optional warm-up.
 
 With a `ConvArchitecture` and the defaults this is the study's model, GDL_code's digits VAE; with a
-`DenseArchitecture` it is the dense VAE framework or the small binarized-MNIST VAE (utils/presets.py).
-The loss is `r_loss + beta * kl_loss [+ decoder_l2 * l2_loss]`, each per image.
+`DenseArchitecture` it is the dense VAE framework or the small binarized-MNIST VAE (utils/experiments/
+presets.py). The loss is `r_loss + beta * kl_loss [+ decoder_l2 * l2_loss]`, each per image.
 """
 
-import dataclasses
 from dataclasses import dataclass
 
 import keras
-from keras import layers
+import numpy as np
+from keras import layers, ops
 
 from models import likelihoods, penalties
-from models.architectures import check_choice
-from models.base import AutoencoderModel
+from models.base import AutoencoderModel, batches, to_numpy
+from models.gaussian import log_normal, log_standard_normal, quantile_grid
 from models.layers import Sampling
+from models.registry import register_family
+from models.settings import FRACTION, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, check_fields, setting
+
+# Importance samples decoded at once: draws x images per call, so a conv decoder's activations fit in memory.
+DECODES_PER_CALL = 10_000
+ACTIVE_UNIT_THRESHOLD = 0.01  # a latent dimension whose posterior mean varies more than this is active
 
 
 @dataclass(frozen=True)
 class VAEObjective:
     """The VAE's loss settings; the defaults are the study's (1000 * MSE + KL)."""
 
-    loss: str = "mse"
-    r_loss_factor: float = 1000.0  # weight of mse/rmse
-    sigma: float = 1.0  # the `gaussian` likelihood's fixed standard deviation
-    beta: float = 1.0
-    warmup_epochs: int = 0  # beta rises linearly from 0 over this many epochs ...
-    warmup_fraction: float = 0.0  # ... or over this share of the run's epochs (e.g. 3/7)
-    decoder_l2: float = 0.0  # weight of sum(w^2) over the decoder's weights
+    loss: str = setting("mse", "reconstruction term (models/likelihoods.py)", choices=likelihoods.LOSSES)
+    r_loss_factor: float = setting(1000.0, "weight of mse/rmse (VAE default 1000, AE 1)", check=POSITIVE)
+    sigma: float = setting(1.0, "the gaussian loss's fixed pixel standard deviation", check=POSITIVE)
+    beta: float = setting(1.0, "weight of the KL term", check=NON_NEGATIVE)
+    warmup_epochs: int = setting(0, "raise beta linearly from 0 over N epochs", check=NON_NEGATIVE_INT)
+    warmup_fraction: float = setting(0.0, "... or over this share of the run's epochs (e.g. 3/7)", check=FRACTION)
+    decoder_l2: float = setting(0.0, "weight of sum(w^2) over the decoder's weights", check=NON_NEGATIVE)
 
     def __post_init__(self):
-        check_choice("loss", self.loss, likelihoods.LOSSES)
-        if self.r_loss_factor <= 0 or self.sigma <= 0:
-            raise ValueError("r_loss_factor and sigma must be > 0")
-        if self.beta < 0 or self.warmup_epochs < 0 or self.decoder_l2 < 0:
-            raise ValueError("beta, warmup_epochs and decoder_l2 must be >= 0")
-        if not 0.0 <= self.warmup_fraction <= 1.0:
-            raise ValueError(f"warmup_fraction must be in [0, 1]; got {self.warmup_fraction}")
+        check_fields(self)
         if self.warmup_epochs and self.warmup_fraction:
             raise ValueError("give the warm-up in epochs or as a fraction of the run, not both")
-
-    def to_dict(self):
-        """Plain JSON-ready values."""
-        return dataclasses.asdict(self)
 
     def describe(self):
         """The loss in words, for summaries (params.json's `loss_formula`)."""
@@ -57,14 +53,26 @@ class VAEObjective:
         return self.warmup_epochs or self.warmup_fraction * epochs
 
 
+@register_family("vae")
 @keras.saving.register_keras_serializable(package="vae")
 class VariationalAutoencoder(AutoencoderModel):
     """A VAE: the encoder ends in mu, log_var and a `Sampling` layer; the KL weight can warm up."""
 
     Objective = VAEObjective
-    has_prior = True
+    encoder_outputs = ("mean", "log_var", "z")
+    code_name = "mean"
+    has_likelihood = True
+    sampling_note = "z ~ N(0, I), the VAE's prior"
+
+    def build_networks(self):
+        self.encoder = self.build_encoder()
+        self.decoder = self.config.architecture.decoder(likelihoods.decoder_outputs(self.config.objective.loss))
+        # The KL weight lives in a variable so a warm-up can change it without retracing.
+        self.kl_beta = self.add_weight(name="kl_beta", shape=(), trainable=False,
+                                       initializer=keras.initializers.Constant(self.config.objective.beta))
 
     def build_encoder(self):
+        """The architecture's body, then Dense heads for mu and log_var and the `Sampling` layer."""
         architecture = self.config.architecture
         images = keras.Input(shape=architecture.input_shape, name="encoder_input")
         x = architecture.encoder_body(images)
@@ -73,21 +81,18 @@ class VariationalAutoencoder(AutoencoderModel):
         z = Sampling(name="z")([mu, log_var])
         return keras.Model(images, [mu, log_var, z], name="encoder")
 
-    def build_state(self):
-        # The KL weight lives in a variable so a warm-up can change it without retracing.
-        self.kl_beta = self.add_weight(name="kl_beta", shape=(), trainable=False,
-                                       initializer=keras.initializers.Constant(self.config.objective.beta))
+    def forward(self, images, training=False):
+        mu, log_var, z = self.encoder(images, training=training)
+        return {"mean": mu, "log_var": log_var, "z": z, "outputs": self.decoder(z, training=training)}
 
     def term_names(self):
         return ("r_loss", "kl_loss") + (("l2_loss",) if self.config.objective.decoder_l2 else ())
 
-    def loss_terms(self, images, training):
+    def loss_terms(self, images, outputs):
         objective = self.config.objective
-        mu, log_var, z = self.encoder(images, training=training)
-        outputs = self.decoder(z, training=training)
-        terms = {"r_loss": (likelihoods.reconstruction_loss(objective.loss, images, outputs,
+        terms = {"r_loss": (likelihoods.reconstruction_loss(objective.loss, images, outputs["outputs"],
                                                             objective.r_loss_factor, objective.sigma), None),
-                 "kl_loss": (penalties.gaussian_kl(mu, log_var), self.kl_beta)}
+                 "kl_loss": (self.prior_kl(outputs["mean"], outputs["log_var"]), self.kl_beta)}
         if objective.decoder_l2:
             terms["l2_loss"] = (penalties.l2_weights(self.decoder.trainable_weights, terms["kl_loss"][0]),
                                 objective.decoder_l2)
@@ -98,3 +103,50 @@ class VariationalAutoencoder(AutoencoderModel):
         length = self.config.objective.warmup_length(epochs)
         if length:
             self.kl_beta.assign(self.config.objective.beta * min(1.0, epoch / length))
+
+    # --- the prior: N(0, I); a family with another prior overrides these three ---------------------------
+    def prior_kl(self, mean, log_var):
+        """KL(q(z | x) || p(z)) per image, in closed form."""
+        return penalties.gaussian_kl(mean, log_var)
+
+    def log_prior(self, z):
+        """log p(z), summed over the latent dimensions."""
+        return log_standard_normal(z)
+
+    def sample_codes(self, n, rng):
+        """z ~ p(z) = N(0, I)."""
+        return rng.standard_normal((n, self.config.z_dim)).astype("float32")
+
+    def latent_grid(self, n):
+        """The prior's normal quantiles on each axis of a 2-D latent space."""
+        return quantile_grid(n) if self.config.z_dim == 2 else None
+
+    @property
+    def likelihood_name(self):
+        """Its own likelihood, or Bernoulli pixel means for a run trained with mse/rmse."""
+        return likelihoods.scoring_likelihood(self.config.objective.loss)
+
+    def log_importance_weights(self, images, samples, rng):
+        """log p(x | z_k) + log p(z_k) - log q(z_k | x) for z_k = mu + sigma * eps_k, eps_k ~ N(0, I)."""
+        objective, kind = self.config.objective, self.likelihood_name
+        x = np.asarray(images, dtype="float32")
+        eps = rng.standard_normal((samples, len(x), self.config.z_dim)).astype("float32")
+        mu, log_var, _ = self.encoder(x, training=False)
+        mu, log_var = ops.cast(mu, "float32"), ops.cast(log_var, "float32")
+        chunks = []
+        for eps_chunk in batches(eps, max(1, DECODES_PER_CALL // len(x))):
+            k = len(eps_chunk)
+            z = mu[None] + ops.exp(0.5 * log_var)[None] * eps_chunk  # k x B x z_dim
+            outputs = self.decoder(ops.reshape(z, (-1, self.config.z_dim)), training=False)
+            x_rep = np.broadcast_to(x[None], (k,) + x.shape).reshape((-1,) + x.shape[1:])
+            log_px_z = ops.reshape(likelihoods.log_likelihood(kind, x_rep, outputs, objective.sigma), (k, -1))
+            chunks.append(to_numpy(log_px_z + self.log_prior(z) - log_normal(z, mu[None], log_var[None])))
+        return np.concatenate(chunks)
+
+    def latent_summary(self, images):
+        """Active units (posterior-mean variance over images > 0.01) and the mean KL per latent dimension."""
+        encoded = self.encode(images)
+        mu, log_var = encoded["mean"], encoded["log_var"]
+        kl = np.mean(0.5 * (mu**2 + np.exp(log_var) - 1.0 - log_var), axis=0)
+        return {"active_units": int(np.sum(np.var(mu, axis=0) > ACTIVE_UNIT_THRESHOLD)),
+                "kl_per_dimension": kl.tolist()}

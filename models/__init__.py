@@ -1,11 +1,20 @@
-"""Model families. Importing the package registers their custom layers with `keras.saving`."""
+"""Model families. Importing the package registers the project's families (`--family`) and their custom
+layers with `keras.saving`."""
 
 from models.activations import FusedGELU
-from models.AE import Autoencoder
-from models.families import FAMILIES, ModelConfig, build_model, model_config
+from models.AE import Autoencoder, CodeGaussian
+from models.config import ModelConfig, model_config
 from models.layers import Sampling
 from models.normalization import FusedBatchNormalization
+from models.registry import FAMILIES, family_class, family_names, register_family
 from models.VAE import VariationalAutoencoder
 
-__all__ = ["FAMILIES", "Autoencoder", "FusedBatchNormalization", "FusedGELU", "ModelConfig", "Sampling",
-           "VariationalAutoencoder", "build_model", "model_config"]
+
+def build_model(config):
+    """The Keras model of a `ModelConfig`."""
+    return family_class(config.family)(config)
+
+
+__all__ = ["FAMILIES", "Autoencoder", "CodeGaussian", "FusedBatchNormalization", "FusedGELU", "ModelConfig",
+           "Sampling", "VariationalAutoencoder", "build_model", "family_class", "family_names", "model_config",
+           "register_family"]

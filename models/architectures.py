@@ -15,18 +15,17 @@ from keras import layers
 
 from models.activations import ACTIVATIONS, activation_layer
 from models.normalization import NORMS, normalization_layer
+from models.settings import POSITIVE_INT, RATE, check_choice, check_fields, from_fields, plain, setting
 
 NORM_POSITIONS = ("before", "after")
 OUTPUT_ACTIVATIONS = ("sigmoid", "linear")
-_TUPLE_FIELDS = ("input_shape", "encoder_conv_filters", "encoder_conv_kernel_size", "encoder_conv_strides",
-                 "decoder_conv_t_filters", "decoder_conv_t_kernel_size", "decoder_conv_t_strides",
-                 "encoder_widths", "decoder_widths")
+ARCHITECTURES = {}
 
 
-def check_choice(name, value, allowed):
-    """A ValueError naming the setting and its allowed values unless `value` is one of them."""
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+def register_architecture(cls):
+    """Class decorator: make an architecture available as `--arch <cls.kind>` and in params.json."""
+    ARCHITECTURES[cls.kind] = cls
+    return cls
 
 
 @dataclass(frozen=True)
@@ -34,30 +33,19 @@ class Architecture:
     """Settings every architecture has; `kind` names the subclass in `params.json`."""
 
     kind = "base"
-    input_shape: tuple = (28, 28, 1)
-    z_dim: int = 2
-    encoder_act: str = "lrelu"
-    decoder_act: str = "lrelu"
-    norm: str = "none"
-    norm_pos: str = "after"
-    dropout: float = 0.0
-    output_activation: str = "sigmoid"  # of the decoder's (mean) output
+    input_shape: tuple = setting((28, 28, 1), "(height, width, channels), set from the data", flag=False)
+    z_dim: int = setting(2, "latent (code) dimensions", check=POSITIVE_INT)
+    encoder_act: str = setting("lrelu", "the encoder's activation", choices=ACTIVATIONS)
+    decoder_act: str = setting("lrelu", "the decoder's activation", choices=ACTIVATIONS)
+    norm: str = setting("none", "normalization in every block", choices=NORMS)
+    norm_pos: str = setting("after", "normalization before or after the activation", choices=NORM_POSITIONS)
+    dropout: float = setting(0.0, "dropout rate after every activation", check=RATE)
+    output_activation: str = setting("sigmoid", "the decoder's (mean) output", choices=OUTPUT_ACTIVATIONS)
 
     def __post_init__(self):
-        for name in _TUPLE_FIELDS:
-            if hasattr(self, name):
-                object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
-        check_choice("encoder_act", self.encoder_act, ACTIVATIONS)
-        check_choice("decoder_act", self.decoder_act, ACTIVATIONS)
-        check_choice("norm", self.norm, NORMS)
-        check_choice("norm_pos", self.norm_pos, NORM_POSITIONS)
-        check_choice("output_activation", self.output_activation, OUTPUT_ACTIVATIONS)
+        check_fields(self)
         if len(self.input_shape) != 3 or min(self.input_shape) < 1:
             raise ValueError(f"input_shape must be (height, width, channels); got {self.input_shape}")
-        if self.z_dim < 1:
-            raise ValueError(f"z_dim must be at least 1; got {self.z_dim}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1); got {self.dropout}")
 
     def for_images(self, image_shape):
         """This architecture for images of `image_shape` (H, W, C)."""
@@ -65,8 +53,7 @@ class Architecture:
 
     def to_dict(self):
         """Plain JSON-ready values, with `kind`."""
-        values = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-        return {"kind": self.kind, **values}
+        return {"kind": self.kind, **plain(self)}
 
     def block(self, x, layer, act, prefix, i):
         """layer -> [norm] -> act -> [norm] -> [dropout], as `norm_pos` and `dropout` say."""
@@ -98,17 +85,20 @@ class Architecture:
         return decoder
 
 
+@register_architecture
 @dataclass(frozen=True)
 class ConvArchitecture(Architecture):
     """GDL_code's conv stacks; the defaults are the study's (28, 14, 7, 2, 7, 14, 28)."""
 
     kind = "conv"
-    encoder_conv_filters: tuple = (32, 64, 64, 64)
-    encoder_conv_kernel_size: tuple = (3, 3, 3, 3)
-    encoder_conv_strides: tuple = (1, 2, 2, 1)
-    decoder_conv_t_filters: tuple = (64, 64, 32, 1)  # the last one is set to the image's channels
-    decoder_conv_t_kernel_size: tuple = (3, 3, 3, 3)
-    decoder_conv_t_strides: tuple = (1, 2, 2, 1)
+    encoder_conv_filters: tuple = setting((32, 64, 64, 64), "conv: encoder filters, e.g. 32,64,64,64",
+                                          check=POSITIVE_INT)
+    encoder_conv_kernel_size: tuple = setting((3, 3, 3, 3), "conv: encoder kernel sizes", check=POSITIVE_INT)
+    encoder_conv_strides: tuple = setting((1, 2, 2, 1), "conv: encoder strides", check=POSITIVE_INT)
+    decoder_conv_t_filters: tuple = setting((64, 64, 32, 1), "conv: decoder filters (the last is set to the "
+                                            "image's channels)", check=POSITIVE_INT)
+    decoder_conv_t_kernel_size: tuple = setting((3, 3, 3, 3), "conv: decoder kernel sizes", check=POSITIVE_INT)
+    decoder_conv_t_strides: tuple = setting((1, 2, 2, 1), "conv: decoder strides", check=POSITIVE_INT)
 
     def __post_init__(self):
         super().__post_init__()
@@ -158,17 +148,18 @@ class ConvArchitecture(Architecture):
             name=f"decoder_conv_t_{last}" if name == "decoder_output" else name)
 
 
+@register_architecture
 @dataclass(frozen=True)
 class DenseArchitecture(Architecture):
     """MLP stacks from width lists, e.g. encoder 420-210-105 and decoder 200-400-800 (ReLU)."""
 
     kind = "dense"
-    encoder_widths: tuple = (420, 210, 105)
-    decoder_widths: tuple = (200, 400, 800)
+    encoder_widths: tuple = setting((420, 210, 105), "dense: encoder widths, e.g. 420,210,105", check=POSITIVE_INT)
+    decoder_widths: tuple = setting((200, 400, 800), "dense: decoder widths, e.g. 200,400,800", check=POSITIVE_INT)
 
     def __post_init__(self):
         super().__post_init__()
-        if not self.encoder_widths or not self.decoder_widths or min(self.encoder_widths + self.decoder_widths) < 1:
+        if not self.encoder_widths or not self.decoder_widths:
             raise ValueError("encoder_widths and decoder_widths must be non-empty lists of positive widths")
 
     def encoder_body(self, images):
@@ -192,16 +183,9 @@ class DenseArchitecture(Architecture):
         return lambda x: reshape(dense(x))
 
 
-ARCHITECTURES = {cls.kind: cls for cls in (ConvArchitecture, DenseArchitecture)}
-
-
 def architecture_from_dict(values):
     """The architecture of `to_dict`'s output; unknown keys are an error, missing ones take defaults."""
     values = dict(values)
     kind = values.pop("kind", "conv")
     check_choice("architecture", kind, tuple(ARCHITECTURES))
-    cls = ARCHITECTURES[kind]
-    unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
-    if unknown:
-        raise ValueError(f"unknown {kind} architecture settings: {', '.join(sorted(unknown))}")
-    return cls(**values)
+    return from_fields(ARCHITECTURES[kind], values, f"{kind} architecture")

@@ -1,132 +1,197 @@
-"""The base of every autoencoder family: train/test steps, loss trackers, export and the NaN step.
+"""The base of every family: its loss reaches Keras through `compute_loss`, and it answers the contract the
+rest of the project uses. Nothing outside `models/` asks which family it holds.
 
-A family subclasses `AutoencoderModel` and supplies three things: `build_encoder()` (the
-architecture's body plus its own head), `term_names()` and `loss_terms()` (its loss, declared in one
-place as named per-image terms and their weights). Everything else here, and everything in `utils/`,
-works for every family: trackers are named after the terms, so an AE logs `r_loss` and no `kl_loss`.
+A family subclasses `AutoencoderModel`, registers itself (`@register_family`, models/registry.py) and
+supplies:
+- `Objective`: its loss settings, a dataclass of `setting` fields (models/settings.py);
+- `build_networks()`: `self.encoder` and `self.decoder` (Keras models) and any state of its own;
+- `forward(images, training)`: a dict of what its loss needs, from one pass (this is `call`);
+- `term_names()` and `loss_terms(images, outputs)`: its loss as named per-image terms and their weights;
+- `encoder_outputs` (the encoder's outputs by name) and `code_name` (the one `decode` takes);
+- `sample_codes(n, rng)`: codes to decode into new images.
+It may override `log_importance_weights` (with `has_likelihood`), `latent_summary`, `diagnostics`,
+`fit_code_distribution`, `latent_grid`, `on_epoch_start` and `check_config`.
+
+Keras's own train and test steps call `compute_loss`, on every backend. Trackers are named after the
+loss terms and fed per-image values, so an epoch's figure is the mean over every image (a short last
+batch included); Keras's own tracker gives the total `loss`.
 """
 
 import keras
-import tensorflow as tf
+import numpy as np
 from keras import ops
 
-from models import likelihoods
+from models.config import ModelConfig
 from models.layers import export_model
 
 
 class AutoencoderModel(keras.Model):
     """An encoder, a decoder and a loss made of named per-image terms; `config` is a `ModelConfig`."""
 
+    Objective = None
+    default_architecture = "conv"
+    encoder_outputs = ("code",)  # the encoder's outputs, by name, in order
+    code_name = "code"  # the output that places an image in latent space: what `decode` takes
+    has_likelihood = False  # whether `log_importance_weights` gives log p(x, z) - log q(z | x)
+    sampling_note = "codes ~ the model's own code distribution"  # how `sample_codes` draws, in words
+
     def __init__(self, config, **kwargs):
         kwargs.setdefault("name", config.family)
         super().__init__(**kwargs)
         self.config = config
-        self.encoder = self.build_encoder()
-        self.decoder = config.architecture.decoder(likelihoods.decoder_outputs(config.objective.loss))
-        self.build_state()
-        # The optimizer step at which the loss first turned NaN/inf (-1: never), recorded inside the
-        # compiled step, so the exact batch is known even with many steps per execution.
-        self.first_nonfinite_step = self.add_weight(name="first_nonfinite_step", shape=(), dtype="int64",
+        self.build_networks()
+        # How many images of the epoch came before the first batch whose loss was NaN/inf (-1: none),
+        # recorded inside the compiled step, so the batch is known even with many steps per execution.
+        self.first_nonfinite_step = self.add_weight(name="first_nonfinite_step", shape=(), dtype="int32",
                                                     trainable=False, initializer="zeros")
         self.first_nonfinite_step.assign(-1)
-        for name in ("loss",) + self.term_names():
+        for name in self.term_names():
             setattr(self, f"{name}_tracker", keras.metrics.Mean(name=name))
 
-    # --- what a family supplies -------------------------------------------------------------------
-    def build_encoder(self):
-        """The encoder model: image -> code (an AE) or [mu, log_var, z] (a VAE)."""
+    # --- what a family supplies ----------------------------------------------------------------------
+    @classmethod
+    def check_config(cls, config):
+        """Raise a ValueError for settings this family cannot train (its objective checks its own fields)."""
+
+    def build_networks(self):
+        """Set `self.encoder`, `self.decoder` and the family's own layers and variables."""
         raise NotImplementedError
 
-    def build_state(self):
-        """Variables and layers of the objective's own (e.g. the VAE's KL weight); none by default."""
+    def forward(self, images, training=False):
+        """{name: tensor}: everything `loss_terms` needs, with the decoder's outputs under "outputs"."""
+        raise NotImplementedError
 
     def term_names(self):
         """Names of the loss terms, in the order `loss_terms` returns them (the first is `r_loss`)."""
         raise NotImplementedError
 
-    def loss_terms(self, images, training):
-        """{name: (per-image value, weight)}; the loss is the weighted sum, averaged over the batch."""
+    def loss_terms(self, images, outputs):
+        """{name: (per-image value, weight or None)} for a batch and its `forward` outputs."""
         raise NotImplementedError
+
+    def sample_codes(self, n, rng):
+        """`n` codes to decode into new images, drawn with the NumPy generator `rng`."""
+        raise NotImplementedError
+
+    def log_importance_weights(self, images, samples, rng):
+        """(samples, images) array of log p(x, z_k) - log q(z_k | x) for `samples` draws from q, in nats."""
+        raise NotImplementedError(f"a {self.config.family} has no likelihood to estimate")
+
+    @property
+    def likelihood_name(self):
+        """The likelihood `log_importance_weights` scores with (e.g. `bce`), or None."""
+        return None
+
+    def latent_summary(self, images):
+        """Figures of the latent space for eval.json (e.g. active units, KL per dimension); none by default."""
+        return {}
+
+    def diagnostics(self, images):
+        """{figure file: (kind, data)}: the data of the family's own figures, drawn by utils/analysis/plots.py."""
+        return {}
+
+    def fit_code_distribution(self, images):
+        """After training: fit what codes are sampled from, where there is no prior (an AE's Gaussian)."""
+
+    def restore_legacy_state(self, state):
+        """Adopt state that older run folders kept outside the weights file (e.g. `code_gaussian`)."""
 
     def on_epoch_start(self, epoch, epochs):
         """Called before each epoch (from 0) of a run of `epochs`, e.g. for a KL warm-up."""
 
-    def figures(self, images):
-        """{file name: Figure} of the family's own figures for some test `images`; none by default."""
-        return {}
+    def latent_grid(self, n):
+        """An n x n grid of 2-D codes spanning the code distribution, for the manifold figure; None if the
+        codes are not 2-D."""
+        return None
 
-    has_prior = False  # whether codes can be sampled from N(0, I) (a VAE) or need a fitted Gaussian
-
-    # --- shared by every family -------------------------------------------------------------------
-    @property
-    def metrics(self):
-        return [getattr(self, f"{name}_tracker") for name in ("loss",) + self.term_names()]
-
-    def reconstruct(self, images, training=False):
-        """The decoder's outputs for the codes of `images` (sampled z for a VAE)."""
-        outputs = self.encoder(images, training=training)
-        return self.decoder(outputs[-1] if isinstance(outputs, (list, tuple)) else outputs, training=training)
-
+    # --- Keras ----------------------------------------------------------------------------------------
     def call(self, inputs, training=False):
-        outputs = self.reconstruct(inputs, training=training)
-        return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+        return self.forward(inputs, training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The batch mean of the weighted sum of the loss terms; feeds the term trackers."""
+        terms = self.loss_terms(x, y_pred)
+        loss = ops.mean(weighted_total(terms))
+        if training:
+            self._record_nonfinite(loss)
+        for name, (value, _) in terms.items():
+            getattr(self, f"{name}_tracker").update_state(value)
+        return loss
+
+    def _record_nonfinite(self, loss):
+        # The first tracker's count is the number of images this epoch has seen before this batch.
+        seen = ops.cast(ops.convert_to_tensor(getattr(self, f"{self.term_names()[0]}_tracker").count), "int32")
+        before = ops.convert_to_tensor(self.first_nonfinite_step)
+        self.first_nonfinite_step.assign(ops.where((before < 0) & ~ops.isfinite(loss), seen, before))
 
     def per_sample_losses(self, images, training=False):
-        """(total, {term: value}) per image; total = sum of weight * term."""
-        terms = self.loss_terms(images, training)
-        total = None
-        for value, weight in terms.values():
-            weighted = value if weight is None else ops.cast(weight, "float32") * value
-            total = weighted if total is None else total + weighted
-        return total, {name: value for name, (value, _) in terms.items()}
-
-    def train_step(self, data):
-        images = _images(data)
-        with tf.GradientTape() as tape:
-            total, terms = self.per_sample_losses(images, training=True)
-            scaled = self.optimizer.scale_loss(ops.mean(total))  # loss scaling under mixed_float16
-        step = ops.cast(self.optimizer.iterations, "int64")
-        first_bad = (self.first_nonfinite_step < 0) & ~ops.isfinite(ops.mean(total))
-        self.first_nonfinite_step.assign(ops.where(first_bad, step, self.first_nonfinite_step))
-        gradients = tape.gradient(scaled, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
-        return self._track(total, terms)
-
-    def test_step(self, data):
-        return self._track(*self.per_sample_losses(_images(data), training=False))
-
-    def _track(self, total, terms):
-        # Per-image values, so an epoch's figure is the mean over every image, a short last batch included.
-        self.loss_tracker.update_state(total)
-        for name, value in terms.items():
-            getattr(self, f"{name}_tracker").update_state(value)
-        return {m.name: m.result() for m in self.metrics}
+        """(total, {term: value}) per image for `images` in one pass; total = sum of weight * term."""
+        terms = self.loss_terms(images, self.forward(images, training=training))
+        return weighted_total(terms), {name: value for name, (value, _) in terms.items()}
 
     def build_all(self):
         """Create every weight by running one dummy batch through the model."""
         self(ops.zeros((1,) + self.config.architecture.input_shape))
-
-    def export_models(self):
-        """Encoder and decoder with stock Keras layers (plus `Sampling`) and this model's weights."""
-        return export_model(self.encoder), export_model(self.decoder)
 
     def get_config(self):
         return {"name": self.name, "config": self.config.to_dict()}
 
     @classmethod
     def from_config(cls, config):
-        from models.families import ModelConfig
-
         return cls(ModelConfig.from_dict(config["config"]), name=config.get("name"))
 
-    @classmethod
-    def load(cls, run_dir):
-        """The model of a run folder, at its best epoch (`utils.runs.load_model`)."""
-        from utils.runs import load_model
+    # --- the contract: NumPy in and out, in batches ------------------------------------------------
+    def encode(self, images, batch_size=1000):
+        """{output name: array}: the encoder's outputs for `images` (a VAE's mean, log_var and z)."""
+        parts = {name: [] for name in self.encoder_outputs}
+        for batch in batches(images, batch_size):
+            outputs = self.encoder(batch, training=False)
+            for name, value in zip(self.encoder_outputs, outputs if isinstance(outputs, (list, tuple)) else [outputs]):
+                parts[name].append(to_numpy(value))
+        return {name: np.concatenate(values) for name, values in parts.items()}
 
-        return load_model(run_dir)
+    def latent_means(self, images, batch_size=1000):
+        """Where `images` sit in latent space (a VAE's posterior means, an AE's codes): `decode`'s input."""
+        return self.encode(images, batch_size)[self.code_name]
+
+    def decode(self, codes, batch_size=1000):
+        """The decoded images (the mean image, for a decoder that also outputs a variance)."""
+        return np.concatenate([to_numpy(first(self.decoder(batch, training=False)))
+                               for batch in batches(codes, batch_size)])
+
+    def reconstruct(self, images, batch_size=1000):
+        """Images decoded from the latent means of `images`."""
+        return self.decode(self.latent_means(images, batch_size), batch_size)
+
+    def sample(self, n, seed=None):
+        """`n` new images (means), decoded from `sample_codes`."""
+        return self.decode(self.sample_codes(n, np.random.default_rng(seed)))
+
+    def export_models(self):
+        """Encoder and decoder with stock Keras layers (plus `Sampling`) and this model's weights."""
+        return export_model(self.encoder), export_model(self.decoder)
 
 
-def _images(data):
-    """The images of a batch, whether `fit` hands over `x` or `(x,)`."""
-    return data[0] if isinstance(data, (tuple, list)) else data
+def weighted_total(terms):
+    """sum of weight * value over {name: (per-image value, weight or None)}, per image."""
+    total = None
+    for value, weight in terms.values():
+        weighted = value if weight is None else ops.cast(weight, "float32") * value
+        total = weighted if total is None else total + weighted
+    return total
+
+
+def batches(array, batch_size):
+    """Float32 slices of `array` of at most `batch_size` rows."""
+    for start in range(0, len(array), batch_size):
+        yield np.asarray(array[start:start + batch_size], dtype="float32")
+
+
+def first(outputs):
+    """The first of a model's outputs (the mean image of a decoder that also gives a variance)."""
+    return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+
+
+def to_numpy(tensor):
+    """A backend tensor as a float32 NumPy array."""
+    return np.asarray(ops.convert_to_numpy(tensor), dtype="float32")

@@ -1,7 +1,7 @@
 """Reconstruction terms, per image: where `--loss mse|rmse|bce|gaussian|gaussian_learned` is decided.
 
-Training minimises `reconstruction_loss`; evaluation (utils/metrics.py) scores with `log_likelihood`,
-so the two cannot disagree.
+Training minimises `reconstruction_loss`; the NLL (a model's `log_importance_weights`) scores with
+`log_likelihood`, so the two cannot disagree.
 
 - `mse`, `rmse`: `r_loss_factor` times the mean squared pixel error (what the study's code computes) or
   its square root (what the study's README says). Neither is a likelihood: they have no unit that the
@@ -56,6 +56,12 @@ def log_likelihood(kind, x, outputs, sigma=1.0):
         return ops.sum(per_pixel, axis=axes)
     raise ValueError(f"{kind!r} is not a likelihood (mse and rmse are scaled errors); use one of "
                      f"{', '.join(LIKELIHOODS)}")
+
+
+def scoring_likelihood(loss):
+    """The likelihood a run trained with `loss` is scored with: its own, or Bernoulli pixel means for mse/rmse
+    (as the literature's MNIST numbers assume: ~90 nats for a VAE on binarized MNIST, ~135 for a 2-D latent)."""
+    return loss if loss in LIKELIHOODS else "bce"
 
 
 def describe(kind, r_loss_factor=1.0, sigma=1.0):

@@ -1,11 +1,11 @@
 """Normalization layers by name: where `--norm none|batch|layer` becomes a layer.
 
-Batch norm trains as `FusedBatchNormalization` (one TensorFlow kernel); saved `.h5` models get the
-stock `BatchNormalization` with the same weights, so they load in plain Keras.
+Batch norm trains as `FusedBatchNormalization` (one kernel on TensorFlow, Keras's own layer on the other
+backends); saved `.h5` models get the stock `BatchNormalization` with the same weights, so they load in
+plain Keras.
 """
 
 import keras
-import tensorflow as tf
 from keras import layers
 
 NORMS = ("none", "batch", "layer")
@@ -17,12 +17,16 @@ class FusedBatchNormalization(layers.BatchNormalization):
 
     Why by hand: Keras 3 builds batch norm from separate small ops, ~17 ms of a 35 ms training step
     of gelu_full_bn_before at batch 32 on CPU; this layer made that variant ~20 % faster
-    (docs/benchmarks.md). Inference, and any input that is not 4-D channels-last, use Keras's path.
+    (docs/benchmarks.md). Inference, other backends, and any input that is not 4-D channels-last use
+    Keras's path.
     """
 
     def call(self, inputs, training=None, mask=None):
-        if not (training and self.trainable) or len(inputs.shape) != 4 or self.axis not in (-1, 3, [3], [-1]):
+        if (keras.backend.backend() != "tensorflow" or not (training and self.trainable) or len(inputs.shape) != 4
+                or self.axis not in (-1, 3, [3], [-1])):
             return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf  # only where TensorFlow is the backend
+
         y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
             inputs, tf.cast(self.gamma, "float32"), tf.cast(self.beta, "float32"), epsilon=self.epsilon,
             is_training=True, exponential_avg_factor=1.0)

@@ -1,6 +1,6 @@
-"""Fit the coefficients of models/activations.py's Gaussian tail: 0.5 * erfc(z) = 0.5 * t * exp(-z^2) * P(t).
+"""Fit the coefficients of models/gelu_tf.py's Gaussian tail: 0.5 * erfc(z) = 0.5 * t * exp(-z^2) * P(t).
 
-    python scripts/fit_gelu_tail.py              # prints p, the coefficients of P and the worst relative error
+    python -m scripts.fit_gelu_tail              # prints p, the coefficients of P and the worst relative error
 
 t = 1 / (1 + p z). P is fitted to a uniform relative error over 0 <= z <= 10.5 (beyond that exp(-z^2)
 underflows float32) by Lawson's iteratively reweighted least squares, which converges to the minimax

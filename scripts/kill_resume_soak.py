@@ -1,6 +1,6 @@
 """Kill a training run with SIGKILL at random moments, resume it each time, then check nothing was lost.
 
-    python scripts/kill_resume_soak.py --cycles 20 --epochs 8
+    python -m scripts.kill_resume_soak --cycles 20 --epochs 8
 
 Checks at the end: training.csv lists epochs 1..E exactly once and in order, params.json says
 `finished` and records every resume, every file in the run folder loads, and no temporary file is left.
@@ -13,11 +13,9 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def train(args, kill_after):

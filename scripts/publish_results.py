@@ -1,6 +1,6 @@
 """Copy a finished suite's results into the repository's `results/`, with a README saying how they were made.
 
-    python scripts/publish_results.py run/experiments/all_mnist_5k results/all_mnist_5k \\
+    python -m scripts.publish_results run/experiments/all_mnist_5k results/all_mnist_5k \\
         --command "python run_experiments.py --suite all --dataset mnist_5k --seeds 5 --epochs 10 --jobs 2" \\
         --log suite.log
 
@@ -21,7 +21,6 @@ import pandas as pd
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from benchmarks.machine import machine_info, machine_line  # noqa: E402
 
@@ -84,7 +83,7 @@ def publish(suite_dir, out, command, log=None):
         f"- Wall time: {seconds} s for the whole command (training, scoring and figures)" if seconds is not None
         else f"- Training time (sum over runs, training steps only): {finished['train_seconds'].sum():.0f} s",
         f"- Machine: {machine_line(machine_info()).removeprefix('machine: ')}; no GPU.",
-        f"- Software: " + ", ".join(f"{k} {v}" for k, v in params.get("versions", {}).items()),
+        "- Software: " + ", ".join(f"{k} {v}" for k, v in params.get("versions", {}).items()),
         f"- Code: git commit {', '.join(commits)}"
         + (f"; resumed or extended with {', '.join(resumed_with)}" if resumed_with else "") + ".", "",
         "Files: `summary.md` (statistics, paired differences, the study's claims), `summary.csv` (a row per run), "

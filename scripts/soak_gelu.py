@@ -1,13 +1,12 @@
 """Call the GELU's kernels many times and check every result is bit for bit the first one.
 
-    python scripts/soak_gelu.py                          # 28,000 calls, ~1 min on 2 cores
-    TF_NUM_INTRAOP_THREADS=8 python scripts/soak_gelu.py --calls 40000
+    python -m scripts.soak_gelu                          # 28,000 calls, ~1 min on 2 cores
+    TF_NUM_INTRAOP_THREADS=8 python -m scripts.soak_gelu --calls 40000
 
-The kernels: the fused GELU's two XLA programs and, where it builds, the compiled op (models/gelu_op.py),
-each taking an equal share of the calls. Why: other projects have reported XLA:CPU programs that now and
-then return non-finite or differing values when their loops are split over threads, and the op splits
-its loop over the threads too. Run this on a new CPU, or after changing XLA_FLAGS (the vector width that
-models/activations.py asks for), before trusting long runs to it. The shapes include odd batches, so the
+The kernels: the fused GELU's two XLA programs (models/gelu_tf.py), each taking an equal share of the
+calls. Why: other projects have reported XLA:CPU programs that now and then return non-finite or
+differing values when their loops are split over threads. Run this on a new CPU, or after changing
+XLA_FLAGS (the vector width that models/activations.py asks for), before trusting long runs to it. The shapes include odd batches, so the
 threads' partitions do not fall on even boundaries. Exits 1 if any call differs.
 """
 
@@ -15,9 +14,7 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # gelu_full's activation shapes at batch 32, plus odd and large batches
@@ -26,14 +23,10 @@ SHAPES = [(32, 28, 28, 32), (32, 14, 14, 64), (32, 7, 7, 64), (33, 28, 28, 32), 
 
 
 def kernels():
-    """{name: x -> list of numpy outputs}: the two XLA programs, and the compiled op where it loads."""
-    import models.activations as acts
-    from models import gelu_op
+    """{name: x -> list of numpy outputs}: the two XLA programs."""
+    import models.gelu_tf as acts
 
-    chosen = {"xla_y": lambda x: [acts._gelu(x).numpy()], "xla_slope": lambda x: [acts._gelu_slope(x).numpy()]}
-    if gelu_op.load() is not None:
-        chosen["op"] = lambda x: [t.numpy() for t in acts.gelu_and_slope(x)]
-    return chosen
+    return {"xla_y": lambda x: [acts._gelu(x).numpy()], "xla_slope": lambda x: [acts._gelu_slope(x).numpy()]}
 
 
 def soak(calls, shapes=SHAPES):

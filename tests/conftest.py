@@ -1,15 +1,18 @@
-"""Shared test helpers: the repo on sys.path, quiet TensorFlow, and a CLI runner."""
+"""Shared test helpers: small real data, real runs trained in this process (the backend starts once), and a
+runner for the tests whose point is a fresh process (loading a saved model, a kill, the suite's workers)."""
 
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # the tests are CPU-sized
 
@@ -23,6 +26,26 @@ def run_script(script, *args, timeout=300, env=None, cwd=None):
     """Run one of the repo's scripts in a fresh Python process; returns the CompletedProcess."""
     return subprocess.run([sys.executable, str(REPO / script), *map(str, args)], capture_output=True,
                           text=True, timeout=timeout, cwd=cwd or REPO, env={**os.environ, **(env or {})})
+
+
+def run_main(main, *args):
+    """Call a command's `main(argv)` in this process: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args]) or 0
+        except SystemExit as e:
+            code = e.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def train(*args):
+    """Train (or resume) with train.py's `main` in this process; returns the run folder (its last line)."""
+    import train as train_command
+
+    code, out, err = run_main(train_command.main, *args)
+    assert code == 0, err[-3000:]
+    return Path(last_line(out))
 
 
 def params(run_dir):
@@ -42,14 +65,19 @@ def last_line(text):
     return lines[-1] if lines else ""
 
 
+@pytest.fixture(autouse=True)
+def float32_policy():
+    """Each test starts in float32, whatever a mixed-precision run before it set."""
+    keras.config.set_dtype_policy("float32")
+    yield
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
-    """One short real run (2 epochs on 300 Fashion-MNIST images), shared by the read-only tests."""
-    root = tmp_path_factory.mktemp("runs")
-    result = run_script("train_vae.py", "--act", "gelu", "--where", "both", "--epochs", 2, "--seed", 1,
-                        "--run-root", root, *TINY)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return Path(last_line(result.stdout))
+    """One short real run (2 epochs of the Full-GELU VAE on 300 Fashion-MNIST images), shared by the read-only
+    tests."""
+    return train("--act", "gelu", "--where", "both", "--epochs", 2, "--seed", 1,
+                 "--run-root", tmp_path_factory.mktemp("runs"), *TINY)
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from utils.claims import CLAIMS, claims_rows, verdict
-from utils.stats import paired_difference
-from utils.suite import SuiteRequest
-from utils.suite_report import claims_table, summary_markdown
+from utils.experiments.claims import CLAIMS, claims_rows, verdict
+from utils.analysis.stats import paired_difference
+from utils.experiments.suite import SuiteRequest
+from utils.experiments.report import claims_table, summary_markdown
 
 
 def _diff(*differences):

@@ -1,4 +1,5 @@
-"""Every family: loss terms by hand, each system preset trained, resumed, loaded and sampled from one command."""
+"""Every family: loss terms by hand, the AE's code Gaussian kept with its weights, and each system preset
+trained, resumed, evaluated, loaded and sampled from through the commands."""
 
 import json
 import math
@@ -6,16 +7,17 @@ import os
 import subprocess
 import sys
 
-import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, TINY, last_line, run_script
-from models import Autoencoder, VariationalAutoencoder, build_model, model_config
-from models import likelihoods, penalties
-from utils.callbacks import history_columns
-from utils.presets import SYSTEM_PRESETS
+import evaluate
+import generate
+from conftest import REPO, TINY, run_main, train
+from models import Autoencoder, VariationalAutoencoder, build_model, likelihoods, model_config, penalties
+from utils.experiments.presets import SYSTEM_PRESETS, preset_config
+from utils.runs.loading import load_model
+from utils.training.callbacks import history_columns
 
 RNG = np.random.default_rng(0)
 X = RNG.random((6, 28, 28, 1)).astype("float32")
@@ -29,11 +31,11 @@ def test_denoising_target_is_the_clean_image_and_noise_is_for_training_only():
     assert np.abs(noisy - X).mean() > 0.2  # the noise is there while training
     state.assign(start)  # the same noise again inside the loss
     _, terms = model.per_sample_losses(X, training=True)
-    output = np.asarray(model.decoder(model.encoder(noisy)))
+    output = model.reconstruct(noisy)
     np.testing.assert_allclose(terms["r_loss"], ((X - output) ** 2).mean(axis=(1, 2, 3)), rtol=1e-5)
     assert not np.allclose(terms["r_loss"], ((noisy - output) ** 2).mean(axis=(1, 2, 3)), rtol=1e-2)
     _, clean_terms = model.per_sample_losses(X, training=False)  # validation sees the clean image
-    clean_output = np.asarray(model.decoder(model.encoder(X)))
+    clean_output = model.reconstruct(X)
     np.testing.assert_allclose(clean_terms["r_loss"], ((X - clean_output) ** 2).mean(axis=(1, 2, 3)), rtol=1e-5)
 
 
@@ -56,8 +58,7 @@ def test_sparse_autoencoder_total_is_the_weighted_sum():
     model = Autoencoder(model_config("sae", "dense", encoder_widths=[16], decoder_widths=[16], z_dim=12,
                                      code_activation="sigmoid", sparsity="kl:0.1:0.5"))
     total, terms = model.per_sample_losses(X)
-    code = np.asarray(model.encoder(X))
-    rho_hat = code.mean(axis=0)
+    rho_hat = model.latent_means(X).mean(axis=0)
     kl = np.sum(0.1 * np.log(0.1 / rho_hat) + 0.9 * np.log(0.9 / (1 - rho_hat)))
     np.testing.assert_allclose(terms["sparsity_loss"], np.full(len(X), kl), rtol=1e-4)
     np.testing.assert_allclose(total, np.asarray(terms["r_loss"]) + 0.5 * kl, rtol=1e-5)
@@ -83,11 +84,9 @@ def test_learned_variance_decoder_has_two_outputs_and_generation_uses_the_mean()
                                                 decoder_widths=[16], z_dim=3))
     mean, log_var = model.decoder(np.zeros((2, 3), "float32"))
     assert mean.shape == log_var.shape == (2, 28, 28, 1)
-    from utils.analysis import decode
-
-    mu = model.encoder(X[:2])[0]
-    np.testing.assert_array_equal(decode(model.decoder, mu), model.decoder(mu)[0])
-    assert model(X[:2]).shape == (2, 28, 28, 1)
+    mu = model.latent_means(X[:2])
+    np.testing.assert_array_equal(model.decode(mu), model.decoder(mu)[0])
+    assert model.reconstruct(X[:2]).shape == (2, 28, 28, 1)
 
 
 def test_decoder_l2_and_warmup_as_a_fraction():
@@ -117,27 +116,64 @@ def test_short_fit_lowers_the_loss_and_weights_round_trip(family, arch, extra, t
     history = model.fit(x, epochs=3, batch_size=20, verbose=0).history
     assert history["loss"][-1] < history["loss"][0]
     assert set(history) == {"loss", *model.term_names()}
+    model.fit_code_distribution(x)
     model.save_weights(tmp_path / "m.weights.h5")
     again = type(model).from_config(model.get_config())
     again.build_all()
     again.load_weights(tmp_path / "m.weights.h5")
-    code = model.encoder(X[:2])
-    code = code[0] if isinstance(code, list) else code  # a VAE's mu: deterministic, unlike its z
-    again_code = again.encoder(X[:2])
-    np.testing.assert_array_equal(again_code[0] if isinstance(again_code, list) else again_code, code)
-    np.testing.assert_array_equal(again.decoder(code), model.decoder(code))
+    code = model.latent_means(X[:2])  # a VAE's mu: deterministic, unlike its z
+    np.testing.assert_array_equal(again.latent_means(X[:2]), code)
+    np.testing.assert_array_equal(again.decode(code), model.decode(code))
+    np.testing.assert_array_equal(again.sample(5, seed=1), model.sample(5, seed=1))  # an AE's Gaussian came along
     encoder, decoder = model.export_models()
-    np.testing.assert_allclose(decoder(code), model.decoder(code), atol=1e-5)
-    np.testing.assert_allclose(encoder(X[:2])[0] if family == "vae" else encoder(X[:2]), code, atol=1e-5)
+    np.testing.assert_allclose(decoder(code), model.decode(code), atol=1e-5)
+    exported_code = encoder(X[:2])
+    np.testing.assert_allclose(exported_code[0] if family == "vae" else exported_code, code, atol=1e-5)
+
+
+def test_an_autoencoder_samples_from_the_gaussian_of_its_training_codes():
+    model = build_model(model_config("ae", "dense", encoder_widths=[16], decoder_widths=[16], z_dim=2))
+    with pytest.raises(ValueError, match="has no prior"):
+        model.sample_codes(3, np.random.default_rng(0))  # not fitted before training ends
+    codes = model.latent_means(X)
+    model.fit_code_distribution(X)
+    mean, cov = model.code_moments()
+    np.testing.assert_allclose(mean, codes.mean(axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(cov, np.cov(codes, rowvar=False), rtol=1e-4, atol=1e-7)
+    drawn = model.sample_codes(20_000, np.random.default_rng(0))
+    np.testing.assert_allclose(drawn.mean(axis=0), mean, atol=0.05 * np.sqrt(np.diag(cov)).max() + 1e-6)
+    grid = model.latent_grid(3)  # the manifold's grid spans the fitted Gaussian's marginals
+    np.testing.assert_allclose(grid[4], mean, rtol=1e-5, atol=1e-6)
+    assert model.has_likelihood is False and VariationalAutoencoder.has_likelihood is True
+
+
+def test_a_folder_from_before_the_gaussian_joined_the_weights_still_samples(trained_ae):
+    legacy = trained_ae.parent / "legacy_ae"
+    import shutil
+
+    shutil.copytree(trained_ae, legacy)
+    model = load_model(trained_ae)
+    mean, cov = model.code_moments()
+    # An older folder: weights without the Gaussian, which sat in code_gaussian.json beside them.
+    old = build_model(model.config)
+    old.build_all()
+    old.code_gaussian.fitted.assign(0.0)
+    old.save_weights(legacy / "models" / "model.weights.h5")
+    (legacy / "models" / "code_gaussian.json").write_text(json.dumps({"mean": (mean + 1).tolist(), "cov": cov.tolist()}))
+    np.testing.assert_allclose(load_model(legacy).code_moments()[0], mean + 1, rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def trained_ae(tmp_path_factory):
+    return train("--preset", "dae_gaussian", "--epochs", 1, "--seed", 0, "--batch-size", 100,
+                 "--run-root", tmp_path_factory.mktemp("ae"), *TINY)
 
 
 FRESH_LOAD = """
 import sys, numpy as np, keras
 models_dir = sys.argv[1]
 decoder = keras.models.load_model(models_dir + "/decoder.h5", compile=False)
-encoder_needs_project = sys.argv[2] == "vae"
-if encoder_needs_project:
-    import models  # registers Sampling
+import models  # registers Sampling, which a VAE's encoder.h5 holds
 encoder = keras.models.load_model(models_dir + "/encoder.h5", compile=False)
 out = encoder(np.zeros((2,) + encoder.input_shape[1:], "float32"))
 code = out[0] if isinstance(out, list) else out
@@ -146,30 +182,40 @@ print("ok", np.asarray(images[0] if isinstance(images, list) else images).shape)
 """
 
 
-@pytest.mark.parametrize("preset", [p for p in SYSTEM_PRESETS if not p.startswith("conv_") or p == "conv_ae"])
-def test_every_system_preset_trains_resumes_loads_and_generates(preset, tmp_path):
-    result = run_script("train.py", "--preset", preset, "--epochs", 1, "--seed", 0, "--batch-size", 100,
-                        "--run-root", tmp_path, *TINY)
-    assert result.returncode == 0, result.stderr[-2000:]
-    run_dir = tmp_path / last_line(result.stdout).split("/")[-1]
-    resumed = run_script("train.py", "--resume", run_dir, "--epochs", 2)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+def exercise_preset(preset, root):
+    """Train `preset` for an epoch, resume it to two, evaluate and generate through the commands' mains;
+    returns (run folder, what generate.py printed)."""
+    run_dir = train("--preset", preset, "--epochs", 1, "--seed", 0, "--batch-size", 100, "--run-root", root, *TINY)
+    assert train("--resume", run_dir, "--epochs", 2) == run_dir
     params = json.loads((run_dir / "params.json").read_text())
-    model = build_model(model_config(**{k: v for k, v in SYSTEM_PRESETS[preset].items() if k != "training"}))
+    model = load_model(run_dir)
     assert params["status"] == "finished" and params["resumes"][0]["from_epoch"] == 1
-    assert params["model"]["family"] == model.config.family
+    assert model.config == preset_config(preset).for_images((28, 28, 1))
     history = pd.read_csv(run_dir / "training.csv")
     assert list(history["epoch"]) == [1, 2] and list(history.columns) == history_columns(model.term_names())
-    own = {"dae": ["denoising.png"], "sae": ["code_histogram.png"]}.get(model.config.family, [])
-    manifold = ["manifold.png"] if model.config.z_dim == 2 else []
-    for name in ["latent_space.png", "samples.png", "reconstructions.png", "losses.png", *own, *manifold]:
-        assert matplotlib.image.imread(run_dir / "viz" / name).std() > 0.01, name
-    fresh = subprocess.run([sys.executable, "-c", FRESH_LOAD, str(run_dir / "models"), model.config.family],
-                           capture_output=True, text=True, cwd=tmp_path, timeout=120,
-                           env={**os.environ, "PYTHONPATH": str(REPO)})
+    code, out, err = run_main(evaluate.main, run_dir, "--samples", 4, "--limit", 40)
+    assert code == 0, err
+    entry = json.loads((run_dir / "eval.json").read_text())["k4_n40"]
+    assert ("nll" in entry) == model.has_likelihood and entry["pixel_mse"] > 0
+    code, out, err = run_main(generate.main, run_dir, "--n", 9, "--out", root / "g.png", "--seed", 0, "--bernoulli")
+    assert code == 0, err
+    own = {name for name in model.diagnostics(np.zeros((2, 28, 28, 1), "float32"))}
+    manifold = {"manifold.png"} if model.latent_grid(2) is not None else set()
+    assert {p.name for p in (run_dir / "viz").iterdir()} == {"latent_space.png", "samples.png",
+                                                             "reconstructions.png", "losses.png", *own, *manifold}
+    return run_dir, out
+
+
+def test_a_system_preset_trains_resumes_evaluates_generates_and_loads_in_a_fresh_process(tmp_path):
+    run_dir, printed = exercise_preset("dae_gaussian", tmp_path)
+    assert "fitted to the training codes" in printed  # an AE has no prior, and generate.py says so
+    fresh = subprocess.run([sys.executable, "-c", FRESH_LOAD, str(run_dir / "models")], capture_output=True,
+                           text=True, cwd=tmp_path, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert fresh.returncode == 0 and "ok (2, 28, 28, 1)" in fresh.stdout, fresh.stderr[-2000:]
-    generated = run_script("generate.py", run_dir, "--n", 9, "--out", tmp_path / "g.png", "--seed", 0, "--bernoulli")
-    assert generated.returncode == 0, generated.stderr[-2000:]
-    assert ("fitted to the training codes" in generated.stdout) == (not model.has_prior)
-    binary = matplotlib.image.imread(tmp_path / "g.png")
-    assert binary.std() > 0.05
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", [p for p in SYSTEM_PRESETS if p != "dae_gaussian"])
+def test_every_other_system_preset(preset, tmp_path):
+    _, printed = exercise_preset(preset, tmp_path)
+    assert ("fitted to the training codes" in printed) == (not preset_config(preset).family.endswith("vae"))

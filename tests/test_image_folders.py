@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from utils import loaders
+from utils.data import loaders
 from utils.errors import UserError
 
 
@@ -122,6 +122,6 @@ def test_truncated_png_is_named(tmp_path):
 
 
 def test_image_size_text_forms():
-    from utils.image_folders import parse_image_size
+    from utils.data.image_folders import parse_image_size
 
     assert parse_image_size("12") == (12, 12) and parse_image_size("28x32") == (28, 32) and parse_image_size(7) == (7, 7)

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from utils import loaders
+from utils.data import loaders
 from utils.errors import UserError
 
 RNG = np.random.default_rng(0)

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from utils.plots import plot_latent_space, plot_losses
+from utils.analysis.plots import plot_latent_space, plot_losses
 
 
 def test_latent_legend_names_the_classes_and_axes_name_the_latents():

@@ -7,14 +7,16 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from conftest import REPO, SUITE, params, run_dirs, run_script
-from utils.suite_report import COLUMNS
+from utils.experiments.report import COLUMNS
 
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 cluster_utils = pytest.importorskip("ray.cluster_utils")
+pytestmark = pytest.mark.slow
 
 POOL = "pool_fashion_mnist_limit300"
 # A lost node is noticed within about a second instead of Ray's default of fifteen.
@@ -105,6 +107,10 @@ def test_ray_suite_matches_the_local_one(cluster, local_suite, tmp_path):
     assert list(ray_summary.columns)[:len(COLUMNS)] == COLUMNS and "test_nll" in ray_summary
     same = ["variant", "seed", "status", "epochs", "best_epoch"]
     assert ray_summary[same].equals(local_summary[same])
+    # One thread per run on both backends, the same seeds and data: the same numbers, losses and scores.
+    numbers = [c for c in ray_summary.select_dtypes("number").columns if c not in ("train_seconds", *same)]
+    assert "final_val_loss" in numbers and "test_nll" in numbers
+    np.testing.assert_allclose(ray_summary[numbers], local_summary[numbers], rtol=1e-6)
     assert sorted(p.name for p in (out / "logs").iterdir()) == sorted(p.name for p in (local_suite[0] / "logs").iterdir())
     settings = [(folder / "summary.md").read_text().split("\n\n")[1] for folder in (out, local_suite[0])]
     assert settings[0] == settings[1] and "2 variants × 2 seeds" in settings[0]

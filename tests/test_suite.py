@@ -1,24 +1,27 @@
-"""run_experiments.py and utils/{suite,suite_report,stats}.py: statistics against hand-computed numbers,
-planning on fake run folders, the pool shared by suites, bad input, and a real 2 variants x 2 seeds x
-1 epoch suite on Fashion-MNIST."""
+"""run_experiments.py and utils/experiments/: statistics against hand-computed numbers, planning on fake run
+folders, the pool shared by suites, and a real 2 variants x 2 seeds x 1 epoch suite on Fashion-MNIST (bad
+input is in test_flags.py)."""
 
 import json
 import math
 import shutil
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import run_experiments
-from conftest import SUITE, TINY, params, run_dirs, run_script
-from utils.stats import estimate, paired_difference, t975
-from utils.suite import (LocalBackend, SuiteFolders, SuiteRequest, default_pool_dir, default_suite_dir, plan,
-                         plan_locked, slot_environments, train_command, visible_gpus)
-from utils.suite_locks import RunLocks
-from utils.suite_report import summary_markdown
+from conftest import SUITE, params, run_dirs, run_main
+from utils.analysis.stats import estimate, paired_difference, t975
+from utils.errors import UserError
+from utils.experiments.local import LocalBackend, slot_environments, train_command, visible_gpus
+from utils.experiments.locks import RunLocks
+from utils.experiments.report import summary_markdown
+from utils.experiments.runner import run_suite
+from utils.experiments.suite import SuiteFolders, SuiteRequest, plan, plan_locked
 
 
 # ---- statistics -------------------------------------------------------------------------------
@@ -83,9 +86,11 @@ def test_request_keeps_suite_order_and_picks_reference():
     assert request().variants == ("base_lrelu", "gelu_full") and request().reference == "base_lrelu"
     bn = SuiteRequest("batchnorm", 1)
     assert bn.reference == "gelu_full"  # base_lrelu is not in it: the first variant
-    assert default_suite_dir(request(), root="x") == Path("x/activations_fashion_mnist_limit300")
-    assert default_suite_dir(SuiteRequest("dropout", 1, dataset="fashion_mnist")).name == "dropout_fashion_mnist"
-    assert default_pool_dir(request(), "x/dropout_fashion_mnist_limit300") == Path("x/pool_fashion_mnist_limit300").absolute()
+    where = request(root="x").folders()
+    assert where.suite == Path("x/activations_fashion_mnist_limit300").absolute()
+    assert where.pool == Path("x/pool_fashion_mnist_limit300").absolute()
+    assert SuiteRequest("dropout", 1, dataset="fashion_mnist").folders().suite.name == "dropout_fashion_mnist"
+    assert SuiteRequest("dropout", 1, out="y/mine", pool="z").folders() == SuiteFolders("y/mine", "z")
 
 
 def test_plan_skips_resumes_extends_and_starts(tmp_path):
@@ -106,8 +111,8 @@ def test_after_suite_all_the_section_suites_train_nothing(tmp_path):
         fake_run(pool, number, variant, seed)
     for name in ("activations", "dropout", "batchnorm", "layernorm"):
         lines = []
-        result = run_experiments.run_suite(name, 2, 1, "fashion_mnist", 300, root=tmp_path, log=lines.append,
-                                           eval_samples=0)  # fake runs have no models to score
+        result = run_suite(SuiteRequest(name, 2, 1, "fashion_mnist", 300, root=str(tmp_path),
+                                        eval_samples=0), log=lines.append)  # fake runs have no models to score
         assert result.ok and result.suite_dir == tmp_path / f"{name}_fashion_mnist_limit300"
         assert "0 to resume, 0 to extend to 1 epoch, 0 new;" in lines[1]
         assert len(result.summary) == 2 * len(SuiteRequest(name, 2).variants)
@@ -121,8 +126,7 @@ def test_runs_being_trained_by_another_suite_are_refused_and_finished_ones_share
     with RunLocks(where.pool) as other:
         other.take([("base_lrelu", 1)])  # another suite (here: this process) is training it
         with RunLocks(where.pool) as mine:
-            with pytest.raises(run_experiments.UserError, match="another run_experiments.py is training base_lrelu "
-                                                                  "seed 1"):
+            with pytest.raises(UserError, match="another run_experiments.py is training base_lrelu seed 1"):
                 plan_locked(request(variants=("base_lrelu",)), where, mine)
             todo = plan_locked(request(variants=("gelu_full",)), where, mine)  # other runs: no conflict
             assert [j.action for j in todo] == ["new", "new"] and ("gelu_full", 1) in mine
@@ -136,7 +140,7 @@ def test_runs_being_trained_by_another_suite_are_refused_and_finished_ones_share
 ])
 def test_plan_refuses_runs_made_with_other_settings(tmp_path, run_settings, words):
     fake_run(folders(tmp_path).pool, 1, "base_lrelu", 0, **run_settings)
-    with pytest.raises(run_experiments.UserError, match=words):
+    with pytest.raises(UserError, match=words):
         plan(request(), folders(tmp_path))
 
 
@@ -153,11 +157,11 @@ def test_train_command_is_decided_when_the_job_starts(tmp_path):
 
 def test_mixed_precision_runs_get_their_own_folder_and_flag(tmp_path):
     mixed, where = request(mixed_precision=True), folders(tmp_path)
-    assert default_suite_dir(mixed, root="x") == Path("x/activations_fashion_mnist_limit300_mixed")
-    assert default_pool_dir(mixed, "x/activations_fashion_mnist_limit300_mixed").name == "pool_fashion_mnist_limit300_mixed"
+    assert request(mixed_precision=True, root="x").folders().suite.name == "activations_fashion_mnist_limit300_mixed"
+    assert request(mixed_precision=True, root="x").folders().pool.name == "pool_fashion_mnist_limit300_mixed"
     assert train_command(plan(mixed, where)[0], mixed, where)[-1] == "--mixed-precision"
     fake_run(where.pool, 1, "base_lrelu", 0)  # a float32 run in the pool: not mixed with bfloat16 ones
-    with pytest.raises(run_experiments.UserError, match="trained without --mixed-precision"):
+    with pytest.raises(UserError, match="trained without --mixed-precision"):
         plan(mixed, where)
 
 
@@ -187,52 +191,22 @@ def test_summary_says_when_the_interval_is_undefined():
     assert "gelu_full_bn_after: final val_loss 1 (1.7%) lower than gelu_full in the single pair" in text
 
 
-# ---- bad input: one line on stderr, non-zero exit, nothing created ---------------------------------
+# ---- bad input (the rest is in test_flags.py) --------------------------------------------------------
 
-@pytest.mark.parametrize("flags, code, words", [
-    (["--suite", "nope"], 2, "invalid choice"),
-    (["--suite", "activations", "--seeds", "0"], 1, "--seeds must be a positive integer"),
-    (["--suite", "activations", "--seeds", "two"], 2, "invalid int value"),
-    (["--suite", "activations", "--jobs", "0"], 1, "--jobs must be a positive integer"),
-    (["--suite", "activations", "--epochs", "-1"], 1, "--epochs must be a positive integer"),
-    (["--suite", "activations", "--limit", "0"], 1, "--limit must be a positive integer"),
-    (["--suite", "dropout", "--variants", "gelu_encoder"], 1, "not in suite 'dropout'"),
-    (["--suite", "activations", "--dataset", "nope"], 1, "unknown dataset 'nope'"),
-    (["--suite", "activations", "--backend", "nope"], 2, "argument --backend: invalid choice: 'nope'"),
-    (["--suite", "activations", "--backend", "ray", "--gpus-per-run", "0"], 1, "--gpus-per-run must be a number > 0"),
-    (["--suite", "activations", "--backend", "ray", "--gpus-per-run", "-0.5"], 1, "--gpus-per-run must be a number"),
-    (["--suite", "activations", "--backend", "ray", "--gpus-per-run", "1.5"], 1, "a fraction up to 1 or a whole"),
-    (["--suite", "activations", "--backend", "ray", "--cpus-per-run", "0"], 1, "--cpus-per-run must be a number > 0"),
-    (["--suite", "activations", "--backend", "ray", "--jobs", "2"], 1, "--jobs is for the local backend"),
-    (["--suite", "activations", "--gpus-per-run", "0.5"], 1, "--gpus-per-run is for --backend ray"),
-    (["--suite", "activations", "--backend", "ray", "--ray-address", "127.0.0.1:9", *TINY], 1,
-     "cannot reach a Ray cluster at --ray-address 127.0.0.1:9"),
-])
-def test_bad_input(tmp_path, capsys, flags, code, words):
-    out = tmp_path / "suite"
-    with pytest.raises(SystemExit) as exit_info:
-        run_experiments.main(flags + ["--out", str(out)])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == code and words in err and len(err.strip().splitlines()) == 1, err
-    assert list(tmp_path.iterdir()) == []  # neither the suite folder nor the pool
-
-
-def test_ray_not_installed_is_one_line(tmp_path, capsys, monkeypatch):
+def test_ray_not_installed_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where Ray is not installed
-    with pytest.raises(SystemExit) as exit_info:
-        run_experiments.main(["--suite", "activations", "--backend", "ray", "--out", str(tmp_path / "suite")])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 1 and len(err.strip().splitlines()) == 1
+    code, _, err = run_main(run_experiments.main, "--suite", "activations", "--backend", "ray",
+                            "--out", tmp_path / "suite")
+    assert code == 1 and len(err.strip().splitlines()) == 1
     assert "Ray, which is not installed: pip install -r requirements-extras.txt" in err
     assert list(tmp_path.iterdir()) == []
 
 
-def test_unwritable_out_is_refused(tmp_path, capsys):
+def test_unwritable_out_is_refused(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
-    with pytest.raises(SystemExit):
-        run_experiments.main(SUITE + ["--out", str(blocker / "suite")])
-    assert "is a file" in capsys.readouterr().err and list(tmp_path.iterdir()) == [blocker]
+    code, _, err = run_main(run_experiments.main, *SUITE, "--out", blocker / "suite")
+    assert code == 1 and "is a file" in err and list(tmp_path.iterdir()) == [blocker]
 
 
 # ---- a real suite: 2 variants x 2 seeds x 1 epoch on 300 images, two at a time -----------------------
@@ -241,12 +215,15 @@ POOL = "pool_fashion_mnist_limit300"
 
 
 def run_cli(out, *extra):
-    return run_script("run_experiments.py", *SUITE, "--out", out, *extra, timeout=900)
+    """run_experiments.py's main in this process (its trainings are processes of their own, as always)."""
+    code, stdout, stderr = run_main(run_experiments.main, *SUITE, "--out", out, *extra)
+    return SimpleNamespace(returncode=code, stdout=stdout, stderr=stderr)
 
 
 @pytest.fixture
 def suite(local_suite):
     return local_suite
+
 
 
 def copy_of(suite_dir, tmp_path):
@@ -255,6 +232,7 @@ def copy_of(suite_dir, tmp_path):
     return tmp_path / "copy" / suite_dir.name
 
 
+@pytest.mark.slow
 def test_suite_writes_runs_logs_summary_and_figures(suite):
     out, stdout = suite
     found = run_dirs(out.parent / POOL)
@@ -280,6 +258,7 @@ def test_suite_writes_runs_logs_summary_and_figures(suite):
         assert (out / figure).read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_rerun_skips_every_finished_run(suite):
     out, _ = suite
     stamps = {p: p.stat().st_mtime_ns for p in (out.parent / POOL).rglob("*") if p.is_file()}
@@ -288,6 +267,7 @@ def test_rerun_skips_every_finished_run(suite):
     assert {p: p.stat().st_mtime_ns for p in (out.parent / POOL).rglob("*") if p.is_file()} == stamps
 
 
+@pytest.mark.slow
 def test_other_suites_reuse_the_pool_and_write_their_own_summary(suite, tmp_path):
     out = copy_of(suite[0], tmp_path)
     for name, variants in (("all", "base_lrelu,gelu_full"), ("dropout", "base_lrelu,gelu_full"),
@@ -299,6 +279,7 @@ def test_other_suites_reuse_the_pool_and_write_their_own_summary(suite, tmp_path
     assert len(run_dirs(out.parent / POOL)) == 4
 
 
+@pytest.mark.slow
 def test_runs_in_the_earlier_layout_are_still_found(suite, tmp_path):
     out = copy_of(suite[0], tmp_path)
     (out.parent / POOL).rename(out / "runs")  # the suite folder as run_experiments.py used to leave it
@@ -307,6 +288,7 @@ def test_runs_in_the_earlier_layout_are_still_found(suite, tmp_path):
     assert set(pd.read_csv(out / "summary.csv")["status"]) == {"finished"}
 
 
+@pytest.mark.slow
 def test_unfinished_run_resumed_and_failed_run_reported(suite, tmp_path):
     out = copy_of(suite[0], tmp_path)
     pool = out.parent / POOL
@@ -328,6 +310,7 @@ def test_unfinished_run_resumed_and_failed_run_reported(suite, tmp_path):
     assert "Runs: 3 of 4 finished." in (out / "summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_more_epochs_extend_runs_and_fewer_are_refused(suite, tmp_path):
     out = copy_of(suite[0], tmp_path)
     longer = run_cli(out, "--variants", "gelu_full", "--seeds", "1", "--epochs", "2")

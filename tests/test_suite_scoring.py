@@ -4,21 +4,21 @@ import json
 import os
 from datetime import datetime, timezone
 
-from utils import runs
-from utils.suite_scoring import scores
+from utils.runs import layout
+from utils.experiments.scoring import scores
 
 
 def fake_run(tmp_path, scored_at, models_at):
     """A run folder with saved models written at `models_at` and an eval.json entry made at `scored_at`."""
-    (tmp_path / runs.MODELS).mkdir()
-    for name in (runs.ENCODER, runs.DECODER):
-        path = runs.model_file(tmp_path, name)
+    (tmp_path / layout.MODELS).mkdir()
+    for name in (layout.WEIGHTS, layout.ENCODER, layout.DECODER):
+        path = layout.model_file(tmp_path, name)
         path.write_bytes(b"model")
         os.utime(path, (models_at, models_at))
     entry = {"pixel_mse": 0.01, "nll": 120.5, "elbo": -125.0, "active_units": 2, "kl_per_dimension": [3.0, 2.5],
              "samples": 100, "binarize": False,
              "time": datetime.fromtimestamp(scored_at, timezone.utc).isoformat(timespec="seconds")}
-    (tmp_path / runs.EVAL).write_text(json.dumps({"k100_n1000": entry}))
+    (tmp_path / layout.EVAL).write_text(json.dumps({"k100_n1000": entry}))
     return tmp_path
 
 
@@ -36,7 +36,7 @@ def test_scores_made_before_the_models_were_rewritten_are_not(tmp_path):
 
 def test_an_entry_without_a_time_is_not_trusted(tmp_path):
     run = fake_run(tmp_path, scored_at=1_700_000_100, models_at=1_700_000_000)
-    data = json.loads((run / runs.EVAL).read_text())
+    data = json.loads((run / layout.EVAL).read_text())
     del data["k100_n1000"]["time"]
-    (run / runs.EVAL).write_text(json.dumps(data))
+    (run / layout.EVAL).write_text(json.dumps(data))
     assert scores(run, 100) == {}

@@ -1,7 +1,14 @@
-"""Command-line helpers: an argparse parser whose errors are one line, and checked number types."""
+"""Command-line helpers: an argparse parser whose errors are one line, and flags derived from the settings
+dataclasses (models/settings.py), so that a setting's name, type, default, choices and help live in one
+place: its field."""
 
 import argparse
+import dataclasses
 import sys
+import types
+import typing
+
+from models.settings import NON_NEGATIVE_INT, POSITIVE_INT, choices_of, parse_number
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -11,35 +18,71 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _number(kind, test, wording):
+def _value_type(annotation):
+    """(element type, whether a comma-separated list) of a settings field's annotation: `tuple` is a list of
+    ints, `tuple[str, ...]` a list of names."""
+    if isinstance(annotation, types.UnionType):
+        annotation = next(a for a in annotation.__args__ if a is not type(None))
+    if annotation is tuple or typing.get_origin(annotation) is tuple:
+        return (typing.get_args(annotation) or (int,))[0], True
+    return annotation, False
+
+
+def _parser(kind, is_list, check):
+    """Text -> value of `kind` (a list of them for a tuple field), checked by the field's `Check`."""
+    wording = check.wording if check else {int: "an integer", float: "a number"}.get(kind, "names")
+
     def parse(text):
         try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {wording}, got {text!r}") from None
-        if not test(value):
-            raise argparse.ArgumentTypeError(f"must be {wording}, got {text}")
+            values = [parse_number(v, kind) if kind in (int, float) else v.strip()
+                      for v in (text.split(",") if is_list else [text]) if str(v).strip()]
+        except (ValueError, ZeroDivisionError):
+            values = []
+        value = tuple(values) if is_list else (values[0] if values else None)
+        if not values or (check and not check(value)):
+            raise argparse.ArgumentTypeError(f"must be {'comma-separated ' if is_list else ''}{wording}, got {text!r}")
         return value
 
     return parse
 
 
-positive_int = _number(int, lambda v: v > 0, "a positive integer")
-non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
-positive_float = _number(float, lambda v: v > 0, "a positive number")
-non_negative_float = _number(float, lambda v: v >= 0, "a number >= 0")
-dropout_rate = _number(float, lambda v: 0 <= v < 1, "a rate in [0, 1)")
+positive_int = _parser(int, False, POSITIVE_INT)
+non_negative_int = _parser(int, False, NON_NEGATIVE_INT)
 
 
-def int_list(text):
-    """`420,210,105` -> [420, 210, 105], each a positive integer."""
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"must be comma-separated positive integers, got {text!r}")
-    return values
+def add_setting_flags(group, classes, skip=()):
+    """Add `--name` for every `setting` field of the dataclasses `classes` (a name shared by several
+    classes once), all defaulting to None so a caller can tell which were given; returns their names."""
+    fields = {}
+    for cls in classes:
+        for f in dataclasses.fields(cls):
+            if f.metadata.get("flag", True) and "help" in f.metadata and f.name not in skip:
+                fields.setdefault(f.name, []).append(f)
+    for name, same in fields.items():
+        f = same[0]
+        required = f.default is dataclasses.MISSING
+        shown = len({repr(g.default) for g in same}) == 1 and f.default not in (None, (), dataclasses.MISSING)
+        text = f.metadata["help"] + (f" (default {_shown(f.default)})" if shown else "")
+        options = {"dest": name, "default": None, "help": text, "required": required}
+        kind, is_list = _value_type(f.type)
+        flag = "--" + name.replace("_", "-")
+        if kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, **options)
+        elif kind in (int, float) or is_list:
+            group.add_argument(flag, type=_parser(kind, is_list, f.metadata.get("check")),
+                               metavar="A,B" if is_list else kind.__name__.upper(), **options)
+        else:
+            group.add_argument(flag, choices=choices_of(f), **options)
+    return list(fields)
+
+
+def _shown(default):
+    return ",".join(map(str, default)) if isinstance(default, tuple) else default
+
+
+def given(args, names):
+    """{name: value} of the flags among `names` that were given."""
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
 def fail(message, code=1):

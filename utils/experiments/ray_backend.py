@@ -18,12 +18,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from utils.errors import UserError
-from utils.suite import Attempt, Backend, start_training, thread_environment
+from utils.experiments.local import Attempt, Backend, start_training, thread_environment
 
-# Settings of the driver's environment that decide how a run computes (the GELU's kernel and its cache,
-# the compiler that builds it, XLA's flags); the local backend's processes inherit them, Ray's tasks
-# get them here.
-DRIVER_ENVIRONMENT = ("VAE_GELU_KERNEL", "VAE_OP_CACHE", "CXX", "XLA_FLAGS")
+# Settings of the driver's environment that decide what a run is and how it computes (the Keras backend,
+# XLA's flags, families kept outside the project and where they are found); the local backend's processes
+# inherit them, Ray's tasks get them here.
+DRIVER_ENVIRONMENT = ("KERAS_BACKEND", "XLA_FLAGS", "VAE_FAMILY_MODULES", "PYTHONPATH")
 
 RETRIES = 3  # Ray's default for tasks: a run survives the loss of three nodes
 PROBE_WAIT = 3.0  # seconds the driver waits for a probe file (a shared file system may show it late)

@@ -1,10 +1,13 @@
 """Named variants and the suites that group them: where `gelu_full_bn_before` or `sae_kl` is decided.
 
-A preset is a set of flat model settings on top of the defaults (see `models.families.model_config`:
+A preset is a set of flat model settings on top of the defaults (see `models.config.model_config`:
 `family` and `architecture` pick the classes, every other key goes to the architecture or the
 objective that has it), plus, under "training", the training settings its source used. The study's
-nine variants are conv VAEs on top of its LeakyReLU base model.
+nine variants are conv VAEs on top of its LeakyReLU base model. A family kept outside the project can
+add its own presets and suites (`register_preset`, `register_suite`) from its module.
 """
+
+from models import model_config
 
 STUDY_PRESETS = {
     # 4.1: where GELU replaces LeakyReLU
@@ -71,11 +74,26 @@ SUITES = {
 }
 
 
+def register_preset(name, settings):
+    """Add a preset (e.g. from a family kept outside the project, listed in VAE_FAMILY_MODULES)."""
+    PRESETS[name] = settings
+
+
+def register_suite(name, variants):
+    """Add a suite of presets."""
+    SUITES[name] = list(variants)
+
+
 def preset_settings(name):
     """The flat model settings of preset `name` (with `family` and `architecture` when not a conv VAE)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     return {k: v for k, v in PRESETS[name].items() if k != "training"}
+
+
+def preset_config(name):
+    """The `ModelConfig` of preset `name`."""
+    return model_config(**preset_settings(name))
 
 
 def preset_training(name):

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from utils.errors import UserError
-from utils.image_folders import read_image_folder
+from utils.data.image_folders import read_image_folder
 
 DATASETS = ("mnist", "mnist_5k", "fashion_mnist", "cifar10")
 DIGITS = tuple(str(d) for d in range(10))

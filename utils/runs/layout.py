@@ -4,8 +4,9 @@
         params.json      settings, seed, versions, git commit, status, resume points
         training.csv     one row per epoch
         eval.json        likelihood and pixel-error figures (evaluate.py)
-        models/          encoder.h5, decoder.h5, model.weights.h5 (best val_loss so far),
-                         code_gaussian.json (an AE's fitted code distribution, for sampling)
+        models/          model.weights.h5 (the whole model at the best val_loss so far; an AE's fitted
+                         code Gaussian with it), encoder.h5 and decoder.h5 (stock Keras, written from
+                         the best weights when training ends; older folders: code_gaussian.json)
         backup/          Keras BackupAndRestore state for --resume (weights + optimizer, epoch)
         viz/             latent_space.png, reconstructions.png, samples.png, manifold.png, losses.png,
                          and a family's own figures (denoising.png, code_histogram.png)
@@ -14,11 +15,7 @@
 
 import fcntl
 import json
-import os
-import platform
 import re
-import subprocess
-from datetime import datetime, timezone
 from pathlib import Path
 
 from utils.atomic import write_json
@@ -32,7 +29,7 @@ ENCODER = "encoder.h5"
 DECODER = "decoder.h5"
 WEIGHTS = "model.weights.h5"
 LEGACY_WEIGHTS = "vae.weights.h5"  # the name run folders made before the AE families used
-CODE_GAUSSIAN = "code_gaussian.json"
+CODE_GAUSSIAN = "code_gaussian.json"  # an AE's fitted Gaussian, in folders made before it joined the weights
 BACKUP = "backup"
 VIZ = "viz"
 TENSORBOARD = "tensorboard"
@@ -56,47 +53,6 @@ def create_run_dir(run_root, label):
         raise UserError(f"cannot create a run folder in {run_root} ({e.strerror or e}); "
                         "pass a writable --run-root") from None
     return run_dir
-
-
-def versions():
-    """Versions of everything that decides the numbers, and the XLA flags of the process."""
-    import keras
-    import numpy
-    import tensorflow
-
-    return {"python": platform.python_version(), "tensorflow": tensorflow.__version__,
-            "keras": keras.__version__, "numpy": numpy.__version__, "platform": platform.platform(),
-            "xla_flags": os.environ.get("XLA_FLAGS", "")}
-
-
-def gelu_kernel(uses_gelu=True):
-    """What runs a float32 GELU in this process (models/gelu_op.py), building its op if needed; `none` where
-    no GELU runs. A bad VAE_GELU_KERNEL, or =op and no op, is a UserError either way."""
-    from models import gelu_op
-
-    try:
-        gelu_op.kernel_choice()
-        return gelu_op.kernel_name() if uses_gelu else "none"
-    except (gelu_op.GeluOpUnavailable, ValueError) as e:
-        raise UserError(str(e)) from None
-
-
-def git_commit():
-    """The code's git commit (with `-dirty` when it has uncommitted changes), or None."""
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit + ("-dirty" if dirty else "")
-
-
-def now():
-    """The current UTC time as ISO 8601."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def read_params(run_dir):
@@ -130,26 +86,3 @@ def model_file(run_dir, name):
     if name == WEIGHTS and not (folder / WEIGHTS).is_file() and (folder / LEGACY_WEIGHTS).is_file():
         return folder / LEGACY_WEIGHTS
     return folder / name
-
-
-def model_config(params):
-    """The `ModelConfig` of a run's params (either layout), with a one-line error if unreadable."""
-    from models.families import ModelConfig
-
-    try:
-        return ModelConfig.from_dict(params["model"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise UserError(f"the run's params.json holds no model this code can build ({e})") from None
-
-
-def load_model(run_dir):
-    """The training model of a run folder: rebuilt from `params.json`, weights of its best epoch."""
-    from models.families import build_model
-
-    model = build_model(model_config(read_params(run_dir)))
-    model.build_all()
-    weights = model_file(run_dir, WEIGHTS)
-    if not weights.is_file():
-        raise UserError(f"{run_dir} has no saved weights yet (no epoch has finished); train or --resume it first")
-    model.load_weights(weights)
-    return model

@@ -10,7 +10,7 @@ loss, and the importance-sampled NLL where it applies) the verdict is:
 
 from dataclasses import dataclass
 
-from utils.stats import paired_difference
+from utils.analysis.stats import paired_difference
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,8 @@
-"""The run's figures: latent scatter, reconstructions, samples, 2-D manifold, loss curves, and the
-autoencoder families' denoising figure and code histogram.
+"""The figures: latent scatter, reconstructions, samples, 2-D manifold, loss curves, and the families'
+own diagnostics (`plot_diagnostic`: a model names the kind of figure and gives its data).
 
 Each `plot_*` returns a matplotlib Figure; `save_figure` writes one atomically and closes it.
 """
-
-from statistics import NormalDist
 
 import matplotlib
 
@@ -92,21 +90,8 @@ def plot_samples(images, cols=8):
     return fig
 
 
-def normal_quantiles(n):
-    """Standard-normal quantiles of the probabilities (i + 0.5) / n: never 0 or 1, so never inf."""
-    return np.array([NormalDist().inv_cdf((i + 0.5) / n) for i in range(n)], dtype="float32")
-
-
-def manifold_points(n=20, center=(0.0, 0.0), scale=(1.0, 1.0)):
-    """n x n 2-D latent points at `center + scale * normal_quantiles(n)` on each axis (N(0, 1) by
-    default: a VAE's prior; an AE passes its codes' mean and standard deviations)."""
-    q = normal_quantiles(n)
-    zx, zy = np.meshgrid(center[0] + scale[0] * q, center[1] + scale[1] * q[::-1])  # top row = high z[1]
-    return np.c_[zx.ravel(), zy.ravel()].astype("float32")
-
-
 def plot_manifold(images, n=20):
-    """The decoded 2-D latent grid of `manifold_points(n)`."""
+    """The decoded n x n grid of a 2-D latent space (the model's `latent_grid(n)`)."""
     fig, ax = plt.subplots(figsize=(8, 8))
     show_images(ax, images, cols=n)
     ax.set_title(f"decoded {n}x{n} grid at normal quantiles")
@@ -142,6 +127,16 @@ TERM_LABELS = {"r_loss": "reconstruction loss", "kl_loss": "KL loss", "sparsity_
                "l2_loss": "decoder L2 penalty", "loss": "loss"}
 
 
+def plot_kl_per_dimension(kl):
+    """A bar per latent dimension: which dimensions carry information (near-zero ones are unused)."""
+    kl = np.asarray(kl)
+    fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(kl) + 2), 3.5))
+    ax.bar(np.arange(len(kl)), kl)
+    ax.set(xlabel="latent dimension", ylabel="mean KL (nats)", xticks=np.arange(len(kl)),
+           title=f"KL per latent dimension (sum {kl.sum():.3g})")
+    return fig
+
+
 def plot_denoising(noisy, outputs, clean):
     """A denoising autoencoder at work: noisy inputs (top), its outputs (middle), the clean images (bottom)."""
     n = len(clean)
@@ -162,3 +157,17 @@ def plot_code_histogram(codes):
     right.set(xlabel="unit (sorted)", ylabel="mean activation",
               title=f"mean activation {codes.mean():.3g}; units > 0.1 on average: {(means > 0.1).sum()}")
     return fig
+
+
+DIAGNOSTIC_PLOTS = {
+    "denoising": lambda data: plot_denoising(data["noisy"], data["outputs"], data["clean"]),
+    "code_histogram": plot_code_histogram,
+    "kl_per_dimension": plot_kl_per_dimension,
+}
+
+
+def plot_diagnostic(kind, data):
+    """The figure of a family's diagnostic data (models/base.py `diagnostics`), by its kind."""
+    if kind not in DIAGNOSTIC_PLOTS:
+        raise ValueError(f"no figure for diagnostics of kind {kind!r}; add one to DIAGNOSTIC_PLOTS")
+    return DIAGNOSTIC_PLOTS[kind](data)

@@ -1,5 +1,5 @@
 """Scoring a suite's finished runs on their test images with `evaluate.py`: pixel MSE for every family,
-and ELBO, importance-sampled NLL and active units for VAEs. Each run's `eval.json` is reused when it
+and ELBO, importance-sampled NLL and active units where the model has a likelihood. Each run's `eval.json` is reused when it
 already holds the figures for these settings, so a re-run scores only new runs."""
 
 import json
@@ -9,16 +9,16 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from utils import runs
-from utils.suite import REPO_ROOT
+from utils.runs import layout
+from utils.experiments.suite import REPO_ROOT
 
 EVALUATE_SCRIPT = REPO_ROOT / "evaluate.py"
 
 
 def models_written(run_dir):
-    """When the run's saved encoder or decoder was last written (seconds since the epoch), or None."""
-    times = [p.stat().st_mtime for p in (runs.model_file(run_dir, n) for n in (runs.ENCODER, runs.DECODER))
-             if p.is_file()]
+    """When the run's saved weights or exported models were last written (seconds since the epoch), or None."""
+    times = [p.stat().st_mtime for p in (layout.model_file(run_dir, n)
+                                         for n in (layout.WEIGHTS, layout.ENCODER, layout.DECODER)) if p.is_file()]
     return max(times) if times else None
 
 
@@ -36,7 +36,7 @@ def scores(run_dir, samples=None):
     """The test figures of a run's `eval.json` (the not-binarized entry with `samples` draws, or the
     most draws) that scored its current models, as summary columns: test_pixel_mse, test_nll,
     test_elbo, active_units."""
-    path = Path(run_dir) / runs.EVAL
+    path = Path(run_dir) / layout.EVAL
     try:
         entries = [e for e in json.loads(path.read_text()).values() if not e.get("binarize")]
     except (OSError, ValueError, AttributeError):

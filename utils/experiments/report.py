@@ -8,17 +8,17 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 import pandas as pd
 
-from utils import runs
+from utils.runs import layout
 from utils.atomic import write_text
-from utils.plots import TERM_LABELS, TRAIN_STYLE, VAL_STYLE, loss_terms, save_figure
-from utils.claims import claims_rows
-from utils.stats import estimate, paired_difference, t975
-from utils.suite import plural
-from utils.suite_scoring import scores
+from utils.analysis.plots import TERM_LABELS, TRAIN_STYLE, VAL_STYLE, loss_terms, save_figure
+from utils.experiments.claims import claims_rows
+from utils.analysis.stats import estimate, paired_difference, t975
+from utils.experiments.suite import plural
+from utils.experiments.scoring import scores
 
 COLUMNS = ["variant", "seed", "status", "epochs", "final_val_loss", "best_val_loss", "best_epoch"]
 TAIL_COLUMNS = ["train_seconds", "run_dir"]
-SCORES = ("test_pixel_mse", "test_nll", "test_elbo", "active_units")  # from eval.json (utils/suite_scoring.py)
+SCORES = ("test_pixel_mse", "test_nll", "test_elbo", "active_units")  # from eval.json (utils/experiments/scoring.py)
 STUDY_LOSS = "1000 × pixel MSE + KL"  # what run folders made before `loss_formula` was recorded used
 STUDY_EPOCHS = 200
 BAND = "min–max over seeds"
@@ -37,7 +37,7 @@ def collect(request, folders):
         if (variant, seed) in existing:
             run_dir, params = existing[(variant, seed)]
             row.update(status=params.get("status"), run_dir=os.path.relpath(run_dir, folders.suite))
-            history = _read_history(run_dir / runs.HISTORY)
+            history = _read_history(run_dir / layout.HISTORY)
             if params.get("status") == "finished" and len(history):
                 histories.setdefault(variant, {})[seed] = history
                 row.update(_figures(history), **scores(run_dir))
@@ -296,7 +296,7 @@ def write_report(request, folders):
     n_images, losses = None, {}
     finished = frame[frame["final_val_loss"].notna()]
     for row in finished.itertuples():
-        params = runs.read_params(suite_dir / row.run_dir)
+        params = layout.read_params(suite_dir / row.run_dir)
         n_images = (params.get("n_train"), params.get("n_test"))
         losses.setdefault(row.variant, loss_description(params))
     write_text(suite_dir / "summary.md", summary_markdown(frame, request, n_images, losses))

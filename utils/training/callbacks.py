@@ -1,6 +1,6 @@
-"""Keras callbacks for a run folder: epoch timing, the loss CSV, best models, the model's per-epoch
-schedule (e.g. a KL warm-up), backups for --resume, the non-finite-loss stop and periodic figures.
-None of them knows the model's family: loss columns come from the model's own loss terms."""
+"""Keras callbacks for a run folder: epoch timing, the loss CSV, the best weights, the per-epoch schedule
+(e.g. a KL warm-up), backups for --resume, the non-finite-loss stop and periodic figures. None of them
+knows the model's family: loss columns come from the model's own loss terms."""
 
 import contextlib
 import json
@@ -13,8 +13,8 @@ import absl.logging
 import keras
 import pandas as pd
 
-from utils import runs
-from utils.atomic import atomic_path, write_json, write_text
+from utils.atomic import atomic_path, weights_size, write_json, write_text
+from utils.runs import layout
 
 
 
@@ -38,20 +38,23 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
     Keras's TerminateOnNaN only sets `stop_training`, after which the epoch still ends normally and
     the backup callback would save the poisoned weights; raising ends `fit` before any epoch-end
     callback runs, so the last backup and the saved models stay the last good ones. The batch comes
-    from the model's `first_nonfinite_step` when it has one (exact with many steps per execution).
+    from the images the model counted before its first non-finite batch (models/base.py), so it is
+    exact with many steps per execution.
     """
+
+    def __init__(self, batch_size):
+        super().__init__()
+        self.batch_size = batch_size
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch + 1
-        self.first_step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is None or math.isfinite(float(loss)):
             return
-        bad_step = getattr(self.model, "first_nonfinite_step", None)
-        bad_step = -1 if bad_step is None else int(keras.ops.convert_to_numpy(bad_step))
-        raise NonFiniteLoss(self.epoch, bad_step - self.first_step + 1 if bad_step >= 0 else batch + 1)
+        seen = int(keras.ops.convert_to_numpy(self.model.first_nonfinite_step))
+        raise NonFiniteLoss(self.epoch, seen // self.batch_size + 1 if seen >= 0 else batch + 1)
 
 
 class EpochExtras(keras.callbacks.Callback):
@@ -104,10 +107,13 @@ def read_history(path):
     return pd.read_csv(path)
 
 
-class BestModels(keras.callbacks.Callback):
-    """Keep `models/` (encoder.h5, decoder.h5, the model's weights) at the epoch of lowest val_loss.
+class BestWeights(keras.callbacks.Callback):
+    """Keep `models/model.weights.h5` at the epoch of lowest val_loss (one file, written atomically).
 
-    The best value so far comes from `training.csv`, so it survives a resume.
+    The exported `encoder.h5` and `decoder.h5` are written from these weights once, when training ends
+    (`export_models`): exporting them at every improving epoch cost more than the epoch's training steps
+    on small data (docs/benchmarks.md, "Where a suite's time goes"). The best value so far comes from
+    `training.csv`, so it survives a resume.
     """
 
     def __init__(self, run_dir):
@@ -115,27 +121,29 @@ class BestModels(keras.callbacks.Callback):
         self.run_dir = Path(run_dir)
 
     def on_train_begin(self, logs=None):
-        history = read_history(self.run_dir / runs.HISTORY)
+        history = read_history(self.run_dir / layout.HISTORY)
         self.best = float(history["val_loss"].min()) if len(history) else math.inf
 
     def on_epoch_end(self, epoch, logs=None):
         val_loss = float(logs.get("val_loss", math.nan))
         if val_loss < self.best:
             self.best = val_loss
-            save_models(self.model, self.run_dir)
+            with atomic_path(layout.model_file(self.run_dir, layout.WEIGHTS), weights_size(self.model.weights)) as tmp:
+                self.model.save_weights(tmp)
 
 
-def save_models(model, run_dir):
-    """Write the encoder and decoder `.h5` files (stock layers) and the model's weights: all three to
+def export_models(model, run_dir):
+    """Write the weights and the encoder and decoder `.h5` files (stock layers) of `model` as it is: all to
     temporary files first, then renamed into place, so a failed save leaves the previous set untouched."""
     encoder, decoder = model.export_models()
+    size = weights_size(model.weights)
     with contextlib.ExitStack() as stack:
-        tmp = {name: stack.enter_context(atomic_path(Path(run_dir) / runs.MODELS / name))
-               for name in (runs.WEIGHTS, runs.DECODER, runs.ENCODER)}
+        tmp = {name: stack.enter_context(atomic_path(Path(run_dir) / layout.MODELS / name, size))
+               for name in (layout.WEIGHTS, layout.DECODER, layout.ENCODER)}
         with _quiet_absl():  # Keras warns that .h5 is a legacy format; .h5 is what this project promises
-            encoder.save(tmp[runs.ENCODER])
-            decoder.save(tmp[runs.DECODER])
-        model.save_weights(tmp[runs.WEIGHTS])
+            encoder.save(tmp[layout.ENCODER])
+            decoder.save(tmp[layout.DECODER])
+        model.save_weights(tmp[layout.WEIGHTS])
 
 
 @contextlib.contextmanager
@@ -149,11 +157,16 @@ def _quiet_absl():
 
 
 class EpochSchedule(keras.callbacks.Callback):
-    """Tell the model which epoch (from 0) of how many is about to start: `model.on_epoch_start`.
-    Derived from the epoch alone, so a resumed run continues a warm-up where it was."""
+    """Tell each listener which epoch (from 0) of how many is about to start, e.g. `model.on_epoch_start` for
+    a KL warm-up. Derived from the epoch alone, so a resumed run continues where it was."""
+
+    def __init__(self, *listeners):
+        super().__init__()
+        self.listeners = listeners
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.model.on_epoch_start(epoch, self.params["epochs"])
+        for listener in self.listeners:
+            listener(epoch, self.params["epochs"])
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -166,7 +179,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
-        with atomic_path(self._weights_path) as tmp:
+        size = weights_size(self.model.weights) + weights_size(self.model.optimizer.variables)
+        with atomic_path(self._weights_path, size) as tmp:
             self.model.save_weights(tmp)
         write_json(self._training_metadata_path,
                    {"epoch": self._current_epoch, "batch": self._last_batch_seen})
@@ -174,7 +188,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
 def backup_epoch(run_dir):
     """The number of epochs the run's backup holds (0 if none)."""
-    path = Path(run_dir) / runs.BACKUP / "training_metadata.json"
+    path = Path(run_dir) / layout.BACKUP / "training_metadata.json"
     return json.loads(path.read_text())["epoch"] if path.is_file() else 0
 
 

@@ -1,0 +1,54 @@
+"""What the Keras backend offers on this machine: whether there is a GPU, how much of its memory a run held,
+and whether the whole step is XLA-compiled by default. The only backend-specific code of the training path,
+each backend imported only where it is the backend."""
+
+import keras
+
+
+def backend():
+    """The Keras backend of this process."""
+    return keras.backend.backend()
+
+
+def on_gpu():
+    """Whether the backend sees a GPU."""
+    if backend() == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend() == "jax":
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.devices())
+    if backend() == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    return False
+
+
+def default_jit():
+    """XLA for the whole step: on JAX always (its steps are XLA programs), on TensorFlow only on a GPU (on CPU
+    it is slower than TensorFlow's own kernels, docs/benchmarks.md), never on PyTorch (torch.compile is not
+    what Keras's jit means there, and its compile time outweighs these small models)."""
+    return {"jax": True, "torch": False}.get(backend(), on_gpu())
+
+
+def gpu_peak_memory():
+    """`{"gpu_peak_memory_mb": …}`, the most GPU memory the backend held at once in this process (the last
+    one, for a resumed run), which decides how many trainings share a GPU; `{}` on CPU."""
+    if not on_gpu():
+        return {}
+    if backend() == "tensorflow":
+        import tensorflow as tf
+
+        peak = tf.config.experimental.get_memory_info("GPU:0")["peak"]
+    elif backend() == "jax":
+        import jax
+
+        peak = jax.devices()[0].memory_stats().get("peak_bytes_in_use", 0)
+    else:
+        import torch
+
+        peak = torch.cuda.max_memory_allocated()
+    return {"gpu_peak_memory_mb": round(peak / 2**20, 1)}

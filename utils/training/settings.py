@@ -1,0 +1,58 @@
+"""How to train (not what): `TrainSettings`, one `setting` field per flag, and the choices made per
+device and backend (seed, XLA, steps per execution, precision)."""
+
+import dataclasses
+import secrets
+from dataclasses import dataclass
+
+from models.settings import POSITIVE, POSITIVE_INT, NON_NEGATIVE_INT, Check, check_fields, setting
+from utils.training import device
+
+BINARIZE = ("none", "static", "dynamic")
+SHARE = Check("a share between 0 and 1", lambda v: 0 < v < 1)
+
+
+@dataclass
+class TrainSettings:
+    """Data, epochs, optimizer, seed and speed switches; the defaults are the study's."""
+
+    dataset: str = setting("mnist", "mnist, mnist_5k, fashion_mnist, cifar10, or a path (.npz, .npy, a folder "
+                                    "of images)")
+    epochs: int = setting(200, "epochs in all", check=POSITIVE_INT)
+    batch_size: int = setting(32, "images per training step", check=POSITIVE_INT)
+    lr: float = setting(0.0005, "Adam's learning rate", check=POSITIVE)
+    seed: int | None = setting(None, "seeds Python, NumPy and the backend (default: drawn and recorded)",
+                               check=NON_NEGATIVE_INT)
+    limit: int | None = setting(None, "keep the first N training images (N/6 test, at least 100)", check=POSITIVE_INT)
+    plot_every: int | None = setting(None, "redraw viz/ every N epochs (default: at the end)", check=POSITIVE_INT)
+    jit: bool | None = setting(None, "XLA-compile the whole training step (default: on GPU, and always on JAX)")
+    mixed_precision: bool = setting(False, "mixed_float16 on GPU, mixed_bfloat16 on CPU")
+    steps_per_execution: int | None = setting(None, "training steps per compiled call (default 16)",
+                                              check=POSITIVE_INT)
+    image_size: str | None = setting(None, "image folders: resize to N or HxW (default: the images' own size)")
+    color: str | None = setting(None, "image folders: gray or rgb (default: gray if every image is)",
+                                choices=("gray", "rgb"))
+    test_share: float | None = setting(None, "image folders and .npy files: share held out for testing "
+                                              "(default 0.1)", check=SHARE)
+    binarize: str = setting("none", "static: pixels > 0.5; dynamic: Bernoulli samples each time an image is seen",
+                            choices=BINARIZE)
+    tensorboard: bool = setting(False, "write TensorBoard logs into the run folder (needs TensorFlow)")
+
+    def __post_init__(self):
+        check_fields(self)
+
+
+def resolve_settings(settings):
+    """`settings` with every automatic choice (seed, XLA, steps per execution) made explicit."""
+    return dataclasses.replace(
+        settings,
+        seed=settings.seed if settings.seed is not None else secrets.randbelow(2**31),
+        jit=settings.jit if settings.jit is not None else device.default_jit(),
+        steps_per_execution=settings.steps_per_execution or 16)
+
+
+def precision_policy(mixed):
+    """The Keras dtype policy for `--mixed-precision`: float16 on GPU, bfloat16 on CPU."""
+    if not mixed:
+        return "float32"
+    return "mixed_float16" if device.on_gpu() else "mixed_bfloat16"
