@@ -48,7 +48,8 @@ def build_parser(family=None, description=None):
     p.train_flags = cli.add_setting_flags(p.add_argument_group("training"), [TrainSettings])
     folders = p.add_argument_group("run folders")
     folders.add_argument("--run-root", help="where run folders go (default run/<family>)")
-    folders.add_argument("--resume", metavar="RUN_DIR", help="continue this run; only --epochs may be given with it")
+    folders.add_argument("--resume", metavar="RUN_DIR", help="continue this run; only --epochs and --eval-samples "
+                                                              "may be given with it")
     return p
 
 
@@ -85,11 +86,11 @@ def main(argv=None, family=None, description=None):
     try:
         if args.resume:
             extra = [f"--{k.replace('_', '-')}" for k, v in vars(args).items()
-                     if v is not None and k not in ("resume", "epochs")]
+                     if v is not None and k not in ("resume", "epochs", "eval_samples")]
             if extra:
                 raise UserError(f"--resume takes its settings from the run's params.json; drop {' '.join(extra)} "
-                                "(only --epochs may be given, to extend a run)")
-            resume_run(args.resume, epochs=args.epochs)
+                                "(only --epochs, to extend a run, and --eval-samples may be given)")
+            resume_run(args.resume, epochs=args.epochs, eval_samples=args.eval_samples)
             return 0
         settings = model_settings(args, p.model_flags)
         if family and settings.setdefault("family", family) != family:

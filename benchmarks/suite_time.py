@@ -111,14 +111,16 @@ def phases(wall, start, records, jobs):
         "start-up (imports, data, model, compile)": sum(r["fit_start"] - r["start"] for r in trainings),
         "end of run (best weights, exports, figures)": sum(r["exit"] - r["fit_end"] for r in trainings),
         "scoring (evaluate.py)": sum(r["exit"] - r["start"] for r in scoring),
-    }
+    }  # scoring is counted once: in the suite's tail below, or inside the trainings where they score
     first_training = min(r["start"] for r in trainings)
     last_training = max(r["exit"] for r in trainings)
-    table["suite before the first training (driver start, planning)"] = jobs * (first_training - start)
-    table["suite after the last training (scoring, summary)"] = jobs * (start + wall - last_training)
     slot_time = jobs * wall
-    table["slots idle or in between (the rest)"] = slot_time - sum(v for k, v in table.items()
-                                                                   if not k.startswith(("scoring", "suite")))
+    in_trainings = sum(table.values()) - table["scoring (evaluate.py)"]
+    table["suite before the first training (driver start, planning), all slots"] = jobs * (first_training - start)
+    table["suite after the last training (scoring, summary), all slots"] = jobs * (start + wall - last_training)
+    table["slots between trainings (launches, a slot waiting for the last run)"] = (
+        slot_time - in_trainings - table["suite before the first training (driver start, planning), all slots"]
+        - table["suite after the last training (scoring, summary), all slots"])
     return table, len(epochs), slot_time
 
 
@@ -137,9 +139,10 @@ def main(argv=None):
     print(machine_line(machine_info()))
     print(f"{args.repo}: 2 variants x {args.seeds} seeds x {args.epochs} epochs on mnist_5k, --jobs {args.jobs}: "
           f"{wall:.0f} s of wall time, {run_epochs} run-epochs, {wall / run_epochs:.2f} s of wall time per run-epoch")
-    print(f"{'phase':58s} {'s in all':>9s} {'s per run-epoch':>16s} {'share of slot time':>19s}")
+    print(f"{'phase':72s} {'s in all':>9s} {'s per run-epoch':>16s} {'share of slot time':>19s}")
     for name, seconds in table.items():
-        print(f"{name:58s} {seconds:9.1f} {seconds / run_epochs:16.2f} {seconds / slot_time:18.1%}")
+        name = f"  (of which {name}, one process)" if name.startswith("scoring") else name
+        print(f"{name:72s} {seconds:9.1f} {seconds / run_epochs:16.2f} {seconds / slot_time:18.1%}")
     if args.json:
         args.json.write_text(json.dumps({"repo": str(args.repo), "wall": wall, "run_epochs": run_epochs,
                                          "jobs": args.jobs, "phases": table, "machine": machine_info()}, indent=2))

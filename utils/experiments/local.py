@@ -21,15 +21,17 @@ LIFELINE = Path(__file__).resolve().with_name("lifeline.py")
 def train_command(job, request, folders):
     """The `train.py` command line for a job, decided when it starts rather than when it was
     planned: `--resume DIR --epochs E` if its (variant, seed) has a run folder by then (so a Ray task
-    retried after its node was lost continues the run that node began), else a new run in the pool."""
+    retried after its node was lost continues the run that node began), else a new run in the pool. The
+    run scores itself when it ends (`--eval-samples`), in its own slot."""
     command = [sys.executable, str(TRAIN_SCRIPT)]
+    scoring = ["--eval-samples", str(request.eval_samples)] if request.eval_samples else []
     found = folders.runs().get((job.variant, job.seed))
     if found is not None:
-        return command + ["--resume", str(found[0]), "--epochs", str(request.epochs)]
+        return command + ["--resume", str(found[0]), "--epochs", str(request.epochs), *scoring]
     command += ["--preset", job.variant, "--dataset", request.dataset, "--epochs", str(request.epochs),
                 "--seed", str(job.seed), "--run-root", str(folders.pool)]
     return (command + (["--limit", str(request.limit)] if request.limit else [])
-            + (["--mixed-precision"] if request.mixed_precision else []))
+            + (["--mixed-precision"] if request.mixed_precision else []) + scoring)
 
 
 def start_training(job, request, folders, env, where=None):
@@ -65,13 +67,18 @@ def visible_gpus():
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
+# Several processes on one GPU must each take the memory they use, not all of it: TensorFlow grows its
+# share, JAX stops reserving 75 % of the GPU at start; PyTorch's allocator grows as needed anyway.
+GPU_SHARING = {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+
+
 def slot_environments(jobs, gpus=None, cpus=None):
     """Environment changes for each of `jobs` parallel slots: one GPU each, round robin, where there
     are GPUs (several to a GPU when jobs > GPUs, each growing its memory as needed instead of reserving
     all of it); otherwise the CPU cores shared out."""
     gpus = visible_gpus() if gpus is None else gpus
     if gpus:
-        share = {"TF_FORCE_GPU_ALLOW_GROWTH": "true"} if jobs > len(gpus) else {}
+        share = GPU_SHARING if jobs > len(gpus) else {}
         return [{"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)], **share} for i in range(jobs)]
     if jobs == 1:
         return [{}]

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from utils.errors import UserError
-from utils.experiments.local import Attempt, Backend, start_training, thread_environment
+from utils.experiments.local import GPU_SHARING, Attempt, Backend, start_training, thread_environment
 
 # Settings of the driver's environment that decide what a run is and how it computes (the Keras backend,
 # XLA's flags, families kept outside the project and where they are found); the local backend's processes
@@ -145,7 +145,7 @@ class RayBackend(Backend):
         if not self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = ""  # Ray leaves it alone for tasks without GPUs
         elif self.gpus < 1:  # several processes on one GPU must not each reserve all of its memory
-            env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+            env.update(GPU_SHARING)
         started = time.perf_counter()
         pending = {task.remote(job, request, folders, env): job for job in jobs}
         try:

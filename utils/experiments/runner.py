@@ -42,9 +42,10 @@ def run_suite(request, log=print):
     """Train (or finish) every (variant, seed) of a `SuiteRequest` and write its summary; returns a
     `SuiteResult`.
 
-    Bad input raises `UserError` before anything is created. `log` receives one line per event. Finished
-    runs are then scored on their test images with `evaluate.py` (`request.eval_samples` importance
-    samples; 0: not scored).
+    Bad input raises `UserError` before anything is created. `log` receives one line per event. Each run
+    scores itself on its test images when it ends (`request.eval_samples` importance samples; 0: not
+    scored); finished runs without those figures (older runs, or a scoring that failed) are then scored
+    with `evaluate.py`.
     """
     start = time.perf_counter()
     runner = make_backend(request)

@@ -14,6 +14,7 @@ from pathlib import Path
 import keras
 
 from models import build_model as model_of_config
+from utils.analysis.evaluation import describe, evaluate_run
 from utils.atomic import write_json
 from utils.data.binarize import load_data, training_input
 from utils.errors import UserError
@@ -68,8 +69,9 @@ def start_run(config, settings, run_root, label):
     return run_dir
 
 
-def resume_run(run_dir, epochs=None):
-    """Continue an interrupted run (or extend a finished one to `epochs`); returns the folder."""
+def resume_run(run_dir, epochs=None, eval_samples=None):
+    """Continue an interrupted run (or extend a finished one to `epochs`; score it at the end with
+    `eval_samples` importance samples where given); returns the folder."""
     run_dir = Path(run_dir)
     params = layout.read_params(run_dir)
     made_on = provenance.recorded_backend(params)
@@ -77,8 +79,8 @@ def resume_run(run_dir, epochs=None):
         raise UserError(f"{run_dir} was trained on the {made_on} backend and this process runs "
                         f"{device.backend()}; resume it with KERAS_BACKEND={made_on}")
     settings = TrainSettings(**params["training"])
-    if epochs is not None:
-        settings = dataclasses.replace(settings, epochs=epochs)
+    changes = {k: v for k, v in (("epochs", epochs), ("eval_samples", eval_samples)) if v is not None}
+    settings = dataclasses.replace(settings, **changes)
     done = cb.backup_epoch(run_dir)
     if params["status"] == "finished" and done >= settings.epochs:
         print(f"{run_dir} already finished {done} epochs; nothing to do (pass --epochs N to extend it)")
@@ -158,7 +160,20 @@ def _train(run_dir, model, data, settings):
         _mark_failed(run_dir, f"{type(e).__name__}: {e}")
         raise
     layout.update_params(run_dir, status="finished", finished=provenance.now(), result=run_result(run_dir))
+    if settings.eval_samples:
+        score(run_dir, model, data, settings.eval_samples)
     print(run_dir, flush=True)
+
+
+def score(run_dir, model, data, samples):
+    """Score the finished run with the model and data in hand (the figures evaluate.py gives), so a suite's
+    runs are scored in parallel, each in its own slot, without a process of its own. A failure leaves the
+    run finished and says so in one line: evaluate.py (or the suite, which scores what is not) can retry."""
+    try:
+        print(describe(*evaluate_run(run_dir, samples, model=model, data=data)), flush=True)
+    except Exception as e:  # noqa: BLE001 (any failure of this optional step must not fail a finished run)
+        print(f"warning: scoring {run_dir} failed ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
+              f"run evaluate.py {run_dir} to retry", file=sys.stderr, flush=True)
 
 
 def describe_os_error(error):

@@ -37,6 +37,8 @@ class TrainSettings:
     binarize: str = setting("none", "static: pixels > 0.5; dynamic: Bernoulli samples each time an image is seen",
                             choices=BINARIZE)
     tensorboard: bool = setting(False, "write TensorBoard logs into the run folder (needs TensorFlow)")
+    eval_samples: int = setting(0, "when training ends, score the run on its test images as evaluate.py does, "
+                                   "with K importance samples (0: not)", check=NON_NEGATIVE_INT)
 
     def __post_init__(self):
         check_fields(self)
