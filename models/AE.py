@@ -15,7 +15,7 @@ import numpy as np
 from keras import layers
 
 from models import likelihoods, penalties
-from models.base import AutoencoderModel
+from models.base import AutoencoderModel, to_numpy
 from models.gaussian import quantile_grid, sample_gaussian
 from models.registry import register_family
 from models.settings import NON_NEGATIVE, POSITIVE, check_fields, setting
@@ -196,7 +196,7 @@ class Autoencoder(AutoencoderModel):
     @property
     def code_fitted(self):
         """Whether the code Gaussian has been fitted (at the end of training)."""
-        return bool(np.asarray(self.code_gaussian.fitted) > 0)
+        return bool(to_numpy(self.code_gaussian.fitted) > 0)
 
     def code_moments(self):
         """(mean, covariance) of the fitted code Gaussian, as float64 NumPy arrays."""
@@ -204,7 +204,7 @@ class Autoencoder(AutoencoderModel):
             raise ValueError("an autoencoder has no prior: its codes are drawn from a Gaussian fitted to its "
                              "training codes when training ends, and this one has not finished; finish it with "
                              "--resume")
-        return (np.asarray(self.code_gaussian.mean, "float64"), np.asarray(self.code_gaussian.cov, "float64"))
+        return to_numpy(self.code_gaussian.mean).astype("float64"), to_numpy(self.code_gaussian.cov).astype("float64")
 
     def sample_codes(self, n, rng):
         """Codes from the Gaussian fitted to the training codes (an AE has no prior)."""
@@ -222,9 +222,10 @@ class Autoencoder(AutoencoderModel):
         figures = {}
         if self.corruption is not None:
             clean = np.asarray(images[:10], "float32")
-            noisy = np.asarray(self.corrupt(clean, training=True))
-            figures["denoising.png"] = ("denoising", {"noisy": noisy, "outputs": self.reconstruct(noisy),
-                                                      "clean": clean})
+            noisy = to_numpy(self.corrupt(clean, training=True))
+            figures["denoising.png"] = ("image_rows", {
+                "rows": [noisy, self.reconstruct(noisy), clean],
+                "title": "noisy input (top), output (middle), clean image (bottom)"})
         if parse_sparsity(self.config.objective.sparsity):
-            figures["code_histogram.png"] = ("code_histogram", self.latent_means(images))
+            figures["code_histogram.png"] = ("activations", self.latent_means(images))
         return figures

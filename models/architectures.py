@@ -55,13 +55,17 @@ class Architecture:
         """Plain JSON-ready values, with `kind`."""
         return {"kind": self.kind, **plain(self)}
 
+    def activation(self, act, name):
+        """The activation layer for `act` (models/activations.py; an architecture may refine one, e.g. a slope)."""
+        return activation_layer(act, name)
+
     def block(self, x, layer, act, prefix, i):
         """layer -> [norm] -> act -> [norm] -> [dropout], as `norm_pos` and `dropout` say."""
         x = layer(x)
         norm_name = f"{prefix}_{'bn' if self.norm == 'batch' else 'ln'}_{i}"
         if self.norm != "none" and self.norm_pos == "before":
             x = normalization_layer(self.norm, norm_name)(x)
-        x = activation_layer(act, f"{prefix}_act_{i}")(x)
+        x = self.activation(act, f"{prefix}_act_{i}")(x)
         if self.norm != "none" and self.norm_pos == "after":
             x = normalization_layer(self.norm, norm_name)(x)
         if self.dropout > 0:

@@ -45,7 +45,7 @@ def export_model(model):
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")  # saved files hold plain float32 models
     try:
-        clone = keras.models.clone_model(model, clone_function=stock_clone)
+        clone = keras.models.clone_model(model, clone_function=stock_clone, recursive=True)
     finally:
         keras.config.set_dtype_policy(policy)
     clone.set_weights(model.get_weights())

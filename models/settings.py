@@ -62,7 +62,8 @@ def check_fields(settings):
             check_choice(f.name, value, choices_of(f))
         check = f.metadata.get("check")
         if check and not check(value):
-            raise ValueError(f"{f.name} must be {check.wording}; got {value}")
+            what = f"every value of {f.name}" if isinstance(value, tuple) else f.name
+            raise ValueError(f"{what} must be {check.wording}; got {value}")
 
 
 def parse_number(text, kind=float):

@@ -108,7 +108,7 @@ CASES = [
     ("train", ["--family", "ae", "--beta", "2"], "beta: not a setting of a conv ae"),
     ("train", ["--warmup-fraction", "3/2"], "--warmup-fraction: must be a fraction in [0, 1]"),
     ("train", ["--warmup-epochs", "2", "--warmup-fraction", "0.5"], "in epochs or as a fraction of the run, not both"),
-    ("train", ["--arch", "dense", "--encoder-widths", "0,4"], "--encoder-widths: must be comma-separated a positive"),
+    ("train", ["--arch", "dense", "--encoder-widths", "0,4"], "--encoder-widths: must be comma-separated values, each a positive integer"),
     ("train", ["--binarize", "sometimes"], "invalid choice: 'sometimes'"),
     ("train", ["--test-share", "1.5"], "--test-share: must be a share between 0 and 1"),
     ("train", ["--dataset", "weights.pkl"], "pickle"),

@@ -40,3 +40,13 @@ def test_an_entry_without_a_time_is_not_trusted(tmp_path):
     del data["k100_n1000"]["time"]
     (run / layout.EVAL).write_text(json.dumps(data))
     assert scores(run, 100) == {}
+
+
+def test_every_number_of_an_entry_is_a_column_and_bookkeeping_is_not(tmp_path):
+    run = fake_run(tmp_path, scored_at=1_700_000_100, models_at=1_700_000_000)
+    data = json.loads((run / layout.EVAL).read_text())
+    data["k100_n1000"].update(active_units_layer2=3, kl_layer2=1.5, likelihood="bce", family="lvae")
+    (run / layout.EVAL).write_text(json.dumps(data))
+    found = scores(run, 100)
+    assert found["test_active_units_layer2"] == 3 and found["test_kl_layer2"] == 1.5
+    assert not {"test_samples", "test_time", "test_likelihood", "test_family", "test_binarize"} & set(found)

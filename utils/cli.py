@@ -40,7 +40,8 @@ def _parser(kind, is_list, check):
             values = []
         value = tuple(values) if is_list else (values[0] if values else None)
         if not values or (check and not check(value)):
-            raise argparse.ArgumentTypeError(f"must be {'comma-separated ' if is_list else ''}{wording}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"must be {'comma-separated values, each ' if is_list else ''}{wording}, "
+                                             f"got {text!r}")
         return value
 
     return parse

@@ -1,5 +1,6 @@
 """The figures: latent scatter, reconstructions, samples, 2-D manifold, loss curves, and the families'
-own diagnostics (`plot_diagnostic`: a model names the kind of figure and gives its data).
+own diagnostics (`plot_diagnostic`: a model names a generic kind of figure, rows of images, activations or
+bars, and gives its data).
 
 Each `plot_*` returns a matplotlib Figure; `save_figure` writes one atomically and closes it.
 """
@@ -137,12 +138,26 @@ def plot_kl_per_dimension(kl):
     return fig
 
 
-def plot_denoising(noisy, outputs, clean):
-    """A denoising autoencoder at work: noisy inputs (top), its outputs (middle), the clean images (bottom)."""
-    n = len(clean)
-    fig, ax = plt.subplots(figsize=(1.1 * n, 3.6))
-    show_images(ax, np.concatenate([noisy, outputs, clean]), cols=n)
-    ax.set_title("noisy input (top), output (middle), clean image (bottom)")
+def plot_image_rows(rows, title):
+    """Rows of images, one above the other (e.g. a denoising AE's noisy inputs, outputs and clean images)."""
+    n = len(rows[0])
+    fig, ax = plt.subplots(figsize=(1.1 * n, 1.2 * len(rows)))
+    show_images(ax, np.concatenate(rows), cols=n)
+    ax.set_title(title)
+    return fig
+
+
+def plot_bars(panels, title=None):
+    """One bar chart per panel ({"title", "values", "ylabel", optional "highlight": a bool per bar}), side by side."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(4.5, 3.2 * len(panels)), 3.6), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        values = np.asarray(panel["values"], dtype=float)
+        highlight = np.asarray(panel.get("highlight", [True] * len(values)))
+        ax.bar(np.arange(len(values)), values, color=np.where(highlight, "tab:blue", "lightgrey"), width=0.85)
+        ax.set(title=panel["title"], xlabel=panel.get("xlabel", "unit"), ylabel=panel.get("ylabel", ""))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
     return fig
 
 
@@ -159,10 +174,12 @@ def plot_code_histogram(codes):
     return fig
 
 
+# The kinds of figure a family's `diagnostics` may ask for (models/base.py), each drawn from plain data, so a new
+# family draws its own figures without a change here.
 DIAGNOSTIC_PLOTS = {
-    "denoising": lambda data: plot_denoising(data["noisy"], data["outputs"], data["clean"]),
-    "code_histogram": plot_code_histogram,
-    "kl_per_dimension": plot_kl_per_dimension,
+    "image_rows": lambda data: plot_image_rows(data["rows"], data["title"]),
+    "activations": plot_code_histogram,
+    "bars": lambda data: plot_bars(data["panels"], data.get("title")),
 }
 
 

@@ -32,10 +32,15 @@ def is_current(entry, written):
     return written is not None and made >= int(written)  # entry times are whole seconds
 
 
+# eval.json's bookkeeping, not figures; every other number of an entry becomes a summary column.
+BOOKKEEPING = ("samples", "binarize", "n_test", "seconds", "time")
+COLUMN = {"active_units": "active_units", "kl_per_dimension": "test_kl_dim"}  # else test_<name>
+
+
 def scores(run_dir, samples=None):
     """The test figures of a run's `eval.json` (the not-binarized entry with `samples` draws, or the
-    most draws) that scored its current models, as summary columns: test_pixel_mse, test_nll,
-    test_elbo, active_units."""
+    most draws) that scored its current models, as summary columns: `test_<figure>` for each number
+    (test_pixel_mse, test_nll, test_elbo, ...), `active_units`, and `test_kl_dim<i>` for a list."""
     path = Path(run_dir) / layout.EVAL
     try:
         entries = [e for e in json.loads(path.read_text()).values() if not e.get("binarize")]
@@ -46,10 +51,16 @@ def scores(run_dir, samples=None):
     if not entries:
         return {}
     entry = max(entries, key=lambda e: (e.get("samples", 0), e.get("time", "")))
-    found = {"test_pixel_mse": entry.get("pixel_mse"), "test_nll": entry.get("nll"),
-             "test_elbo": entry.get("elbo"), "active_units": entry.get("active_units")}
-    found.update({f"test_kl_dim{i}": v for i, v in enumerate(entry.get("kl_per_dimension", []))})
-    return {k: v for k, v in found.items() if v is not None}
+    found = {}
+    for key, value in entry.items():
+        name = COLUMN.get(key, f"test_{key}")
+        if key in BOOKKEEPING or isinstance(value, (str, bool)) or value is None:
+            continue
+        if isinstance(value, list):
+            found.update({f"{name}{i}": v for i, v in enumerate(value) if isinstance(v, (int, float))})
+        elif isinstance(value, (int, float)):
+            found[name] = value
+    return found
 
 
 def score_runs(found, keys, samples, log):
