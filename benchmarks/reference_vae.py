@@ -1,11 +1,11 @@
 """A plain-Keras conv VAE to time our model against: the study's architecture and loss, stock layers only.
 
 Deliberately imports nothing from this project, so it is what anyone would write from the paper's
-table: GDL_code's digits VAE with LeakyReLU(0.3), `1000 * MSE + KL`, Adam and a minimal `train_step`.
+table: GDL_code's digits VAE with LeakyReLU(0.3), `1000 * MSE + KL`, Adam, and its loss in
+`compute_loss`, the form Keras 3 runs on every backend (TensorFlow, JAX, PyTorch).
 """
 
 import keras
-import tensorflow as tf
 from keras import layers, ops
 
 ENCODER_FILTERS, ENCODER_STRIDES = (32, 64, 64, 64), (1, 2, 2, 1)
@@ -30,38 +30,27 @@ def reference_parts(image_shape=(28, 28, 1)):
 
 
 class ReferenceVAE(keras.Model):
-    """The minimal `keras.Model` + `train_step` VAE of the Keras examples, with the study's loss."""
+    """The minimal VAE of the Keras guides: `call` samples z and decodes it, `compute_loss` holds the loss."""
 
     def __init__(self, image_shape=(28, 28, 1), **kwargs):
         super().__init__(**kwargs)
         self.encoder, self.decoder = reference_parts(image_shape)
         self.seed_generator = keras.random.SeedGenerator(0)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker]
 
     def call(self, images, training=False):
         mu, log_var = self.encoder(images, training=training)
         z = mu + ops.exp(0.5 * log_var) * keras.random.normal(ops.shape(mu), seed=self.seed_generator)
         return self.decoder(z, training=training), mu, log_var
 
-    def train_step(self, data):
-        images = data[0] if isinstance(data, (tuple, list)) else data
-        with tf.GradientTape() as tape:
-            reconstructions, mu, log_var = self(images, training=True)
-            r_loss = R_LOSS_FACTOR * ops.mean(ops.square(images - reconstructions), axis=(1, 2, 3))
-            kl_loss = -0.5 * ops.sum(1.0 + log_var - ops.square(mu) - ops.exp(log_var), axis=1)
-            loss = ops.mean(r_loss + kl_loss)
-        gradients = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
-        self.loss_tracker.update_state(loss)
-        return {"loss": self.loss_tracker.result()}
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        reconstructions, mu, log_var = y_pred
+        r_loss = R_LOSS_FACTOR * ops.mean(ops.square(x - reconstructions), axis=(1, 2, 3))
+        kl_loss = -0.5 * ops.sum(1.0 + log_var - ops.square(mu) - ops.exp(log_var), axis=1)
+        return ops.mean(r_loss + kl_loss)
 
 
 def build_reference(image_shape=(28, 28, 1), lr=0.0005):
-    """The reference VAE, built and compiled with Keras's defaults (no XLA on CPU, XLA on GPU)."""
+    """The reference VAE, built and compiled with Keras's defaults for the backend."""
     model = ReferenceVAE(image_shape, name="reference_vae")
     model(ops.zeros((1,) + tuple(image_shape)))
     model.compile(optimizer=keras.optimizers.Adam(lr))

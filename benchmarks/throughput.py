@@ -3,14 +3,16 @@
     python -m benchmarks.throughput                     # batches 32 and 128, ~3 minutes on 2 CPU cores
     python -m benchmarks.throughput --batch-size 32 --contenders reference base_lrelu base_lrelu:jit --no-memory
 
-A contender is `reference` (benchmarks/reference_vae.py) or a preset of utils/presets.py, optionally
-with `:`-separated options: `tfdata` (feed a cached, shuffled, prefetched tf.data pipeline instead of
-the NumPy arrays utils/training.py feeds), `jit` / `nojit` (XLA for the whole step), `spe<N>` (steps
+A contender is `reference` (benchmarks/reference_vae.py) or a preset of utils/experiments/presets.py,
+optionally with `:`-separated options: `tfdata` (TensorFlow only: feed a cached, shuffled, prefetched tf.data
+pipeline instead of the NumPy arrays a run feeds), `jit` / `nojit` (XLA for the whole step), `spe<N>` (steps
 per execution), `mixed` (mixed precision: bfloat16 on CPU, float16 on GPU), `FIELD=VALUE` (a model setting
 field, e.g. `norm=batch`).
 Contenders take turns (A B C, then C B A, ...) for --rounds
 rounds after a warm-up; every figure is a median over rounds, and every ratio the median of per-round
-ratios, because the machines are shared and noisy.
+ratios, because the machines are shared and noisy. The race runs on the Keras backend of the process
+(`KERAS_BACKEND`); `--backends tensorflow jax torch` runs one process per backend and adds a table of
+their images/s side by side.
 
 How steps are timed: `model.fit` on the full training set for --steps steps (the same train_function,
 data adapter and callbacks path as a real run), with a callback that reads the clock at the end of
@@ -38,7 +40,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
 from benchmarks.machine import CpuMeter, machine_info, machine_line  # noqa: E402
@@ -50,6 +51,7 @@ from utils.data.loaders import load_dataset  # noqa: E402
 from utils.experiments.presets import PRESETS, preset_settings  # noqa: E402
 from utils.runs import layout, provenance  # noqa: E402
 from utils.training import callbacks as cb  # noqa: E402
+from utils.training import device  # noqa: E402
 from utils.training.figures import draw_figures  # noqa: E402
 from utils.training.run import build_model, compile_model  # noqa: E402
 from utils.training.settings import TrainSettings, resolve_settings  # noqa: E402
@@ -116,6 +118,8 @@ def feed(kind, x, batch_size):
     """`fit`'s data arguments: NumPy arrays shuffled by fit (what a run does), or a tf.data pipeline."""
     if kind == "numpy":
         return {"x": x, "batch_size": batch_size, "shuffle": True}
+    import tensorflow as tf  # the tfdata option is TensorFlow's
+
     dataset = (tf.data.Dataset.from_tensor_slices(x).cache().shuffle(len(x), seed=0)
                .batch(batch_size).prefetch(tf.data.AUTOTUNE))
     return {"x": dataset, "shuffle": False}  # the pipeline shuffles itself
@@ -178,14 +182,14 @@ def forward_flops(model):
 
 
 def matmul_peak_gflops(n=2048, repeats=10):
-    """The best fp32 GFLOP/s of an n x n matmul: the machine's practical peak for this work."""
-    a, b = tf.random.normal((n, n)), tf.random.normal((n, n))
-    product = tf.function(lambda: tf.linalg.matmul(a, b)[0, 0])
-    product().numpy()
+    """The best fp32 GFLOP/s of an n x n matmul on the backend: the machine's practical peak for this work."""
+    rng = np.random.default_rng(0)
+    a, b = (keras.ops.convert_to_tensor(rng.standard_normal((n, n), dtype="float32")) for _ in range(2))
+    keras.ops.convert_to_numpy(keras.ops.matmul(a, b)[0, 0])
     best = np.inf
     for _ in range(repeats):
         start = time.perf_counter()
-        product().numpy()
+        keras.ops.convert_to_numpy(keras.ops.matmul(a, b)[0, 0])  # waits for the result, on every backend
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e9
 
@@ -253,8 +257,7 @@ def training_peak_rss():
 
 def machine():
     """The machine (benchmarks/machine.py: CPU vendor, model, ISA flags), GPUs and versions."""
-    return {**machine_info(), "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
-            **provenance.versions()}
+    return {**machine_info(), "gpus": device.gpu_names(), **provenance.versions()}
 
 
 def check_targets(tables, run_end):
@@ -277,6 +280,38 @@ def check_targets(tables, run_end):
     return checks
 
 
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def race_backends(args):
+    """The same race in one process per backend (a backend is chosen once per process); then their
+    images/s side by side. Ratios between backends come from different processes, run one after another."""
+    import os
+    import tempfile
+
+    child = ["--batch-size", *map(str, args.batch_size), "--steps", str(args.steps), "--rounds", str(args.rounds),
+             "--contenders", *(c.name for c in args.contenders), "--no-memory"]
+    tables = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in args.backends:
+            print(f"\n=== KERAS_BACKEND={backend}", flush=True)
+            out = Path(tmp) / f"{backend}.json"
+            done = subprocess.run([sys.executable, "-m", "benchmarks.throughput", *child, "--json", str(out)],
+                                  cwd=ROOT, env={**os.environ, "KERAS_BACKEND": backend})
+            if done.returncode == 0:
+                tables[backend] = json.loads(out.read_text())["tables"]
+    print("\nimages/s by backend (median of rounds; each backend in its own process):")
+    for batch in map(str, args.batch_size):
+        print(f"batch {batch}: " + "  ".join(f"{b:>10s}" for b in tables))
+        for c in args.contenders:
+            cells = [next((r["images_s"] for r in t[batch] if r["contender"] == c.name), float("nan"))
+                     for t in tables.values()]
+            print(f"  {c.name:26s} " + "  ".join(f"{v:10.0f}" for v in cells))
+    if args.json:
+        args.json.write_text(json.dumps({"by_backend": tables}, indent=2) + "\n")
+    return 0 if len(tables) == len(args.backends) else 1
+
+
 def main(argv=None):
     """Race the contenders at each batch size, time a run's end and peak memory, print and save it all."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -289,15 +324,19 @@ def main(argv=None):
     p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
                    help="also train 1 epoch of train_vae.py in a child process for its peak RSS (default on)")
     p.add_argument("--json", type=Path, help="also write every figure to this file")
+    p.add_argument("--backends", nargs="+", choices=BACKENDS, help="race in one process per Keras backend")
     args = p.parse_args(argv)
+    if args.backends:
+        return race_backends(args)
     data = load_dataset("fashion_mnist")
     report = {"machine": machine(), "args": {**vars(args), "contenders": [asdict(c) for c in args.contenders],
                                             "json": str(args.json)}}
     matmul_n = 8192 if report["machine"]["gpus"] else 2048  # big enough to keep a GPU busy
     peaks = [matmul_peak_gflops(matmul_n)]
     box = report["machine"]
-    print(f"{machine_line(box)}; GPUs: {', '.join(box['gpus']) or 'none'}; TensorFlow {box['tensorflow']}; "
-          f"backend {box['backend']}")
+    backend = box["backend"]
+    print(f"{machine_line(box)}; GPUs: {', '.join(box['gpus']) or 'none'}; Keras {box['keras']} on {backend} "
+          f"{box.get(backend, '')}")
     tables, models, report["cpu_during_race"] = {}, {}, {}
     for batch_size in args.batch_size:
         with CpuMeter() as meter:  # steal and other processes' load make a race's figures less trustworthy

@@ -12,7 +12,7 @@ import numpy as np
 from keras import layers, ops
 
 from models import likelihoods, penalties
-from models.base import AutoencoderModel, batches, to_numpy
+from models.base import AutoencoderModel, batches, no_gradients, to_numpy
 from models.gaussian import log_normal, log_standard_normal, quantile_grid
 from models.layers import Sampling
 from models.registry import register_family
@@ -132,16 +132,17 @@ class VariationalAutoencoder(AutoencoderModel):
         objective, kind = self.config.objective, self.likelihood_name
         x = np.asarray(images, dtype="float32")
         eps = rng.standard_normal((samples, len(x), self.config.z_dim)).astype("float32")
-        mu, log_var, _ = self.encoder(x, training=False)
-        mu, log_var = ops.cast(mu, "float32"), ops.cast(log_var, "float32")
         chunks = []
-        for eps_chunk in batches(eps, max(1, DECODES_PER_CALL // len(x))):
-            k = len(eps_chunk)
-            z = mu[None] + ops.exp(0.5 * log_var)[None] * eps_chunk  # k x B x z_dim
-            outputs = self.decoder(ops.reshape(z, (-1, self.config.z_dim)), training=False)
-            x_rep = np.broadcast_to(x[None], (k,) + x.shape).reshape((-1,) + x.shape[1:])
-            log_px_z = ops.reshape(likelihoods.log_likelihood(kind, x_rep, outputs, objective.sigma), (k, -1))
-            chunks.append(to_numpy(log_px_z + self.log_prior(z) - log_normal(z, mu[None], log_var[None])))
+        with no_gradients():
+            mu, log_var, _ = self.encoder(x, training=False)
+            mu, log_var = ops.cast(mu, "float32"), ops.cast(log_var, "float32")
+            for eps_chunk in batches(eps, max(1, DECODES_PER_CALL // len(x))):
+                k = len(eps_chunk)
+                z = mu[None] + ops.exp(0.5 * log_var)[None] * ops.convert_to_tensor(eps_chunk)  # k x B x z_dim
+                outputs = self.decoder(ops.reshape(z, (-1, self.config.z_dim)), training=False)
+                x_rep = np.broadcast_to(x[None], (k,) + x.shape).reshape((-1,) + x.shape[1:])
+                log_px_z = ops.reshape(likelihoods.log_likelihood(kind, x_rep, outputs, objective.sigma), (k, -1))
+                chunks.append(to_numpy(log_px_z + self.log_prior(z) - log_normal(z, mu[None], log_var[None])))
         return np.concatenate(chunks)
 
     def latent_summary(self, images):

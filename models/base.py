@@ -17,6 +17,8 @@ loss terms and fed per-image values, so an epoch's figure is the mean over every
 batch included); Keras's own tracker gives the total `loss`.
 """
 
+import contextlib
+
 import keras
 import numpy as np
 from keras import ops
@@ -145,7 +147,8 @@ class AutoencoderModel(keras.Model):
         """{output name: array}: the encoder's outputs for `images` (a VAE's mean, log_var and z)."""
         parts = {name: [] for name in self.encoder_outputs}
         for batch in batches(images, batch_size):
-            outputs = self.encoder(batch, training=False)
+            with no_gradients():
+                outputs = self.encoder(batch, training=False)
             for name, value in zip(self.encoder_outputs, outputs if isinstance(outputs, (list, tuple)) else [outputs]):
                 parts[name].append(to_numpy(value))
         return {name: np.concatenate(values) for name, values in parts.items()}
@@ -156,8 +159,9 @@ class AutoencoderModel(keras.Model):
 
     def decode(self, codes, batch_size=1000):
         """The decoded images (the mean image, for a decoder that also outputs a variance)."""
-        return np.concatenate([to_numpy(first(self.decoder(batch, training=False)))
-                               for batch in batches(codes, batch_size)])
+        with no_gradients():
+            return np.concatenate([to_numpy(first(self.decoder(batch, training=False)))
+                                   for batch in batches(codes, batch_size)])
 
     def reconstruct(self, images, batch_size=1000):
         """Images decoded from the latent means of `images`."""
@@ -170,6 +174,16 @@ class AutoencoderModel(keras.Model):
     def export_models(self):
         """Encoder and decoder with stock Keras layers (plus `Sampling`) and this model's weights."""
         return export_model(self.encoder), export_model(self.decoder)
+
+
+def no_gradients():
+    """A context in which calls record nothing for gradients: PyTorch otherwise keeps a graph of every call
+    (and refuses to mix its tensors with NumPy); the other backends record nothing outside training anyway."""
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.no_grad()
+    return contextlib.nullcontext()
 
 
 def weighted_total(terms):

@@ -48,6 +48,11 @@ def train(*args):
     return Path(last_line(out))
 
 
+def numpy_of(tensor):
+    """A backend tensor (or variable, or array) as NumPy, on every backend (PyTorch's need detaching)."""
+    return keras.ops.convert_to_numpy(tensor)
+
+
 def params(run_dir):
     """A run folder's params.json."""
     return json.loads((Path(run_dir) / "params.json").read_text())

@@ -13,7 +13,7 @@ import pytest
 
 import evaluate
 import generate
-from conftest import REPO, TINY, run_main, train
+from conftest import REPO, TINY, numpy_of, run_main, train
 from models import Autoencoder, VariationalAutoencoder, build_model, likelihoods, model_config, penalties
 from utils.experiments.presets import SYSTEM_PRESETS, preset_config
 from utils.runs.loading import load_model
@@ -26,32 +26,32 @@ X = RNG.random((6, 28, 28, 1)).astype("float32")
 def test_denoising_target_is_the_clean_image_and_noise_is_for_training_only():
     model = Autoencoder(model_config("dae", noise="gaussian:0.5"))
     state = model.corruption.seed_generator.state
-    start = np.asarray(state)
-    noisy = np.asarray(model.corrupt(X, training=True))
+    start = numpy_of(state)
+    noisy = numpy_of(model.corrupt(X, training=True))
     assert np.abs(noisy - X).mean() > 0.2  # the noise is there while training
     state.assign(start)  # the same noise again inside the loss
     _, terms = model.per_sample_losses(X, training=True)
     output = model.reconstruct(noisy)
-    np.testing.assert_allclose(terms["r_loss"], ((X - output) ** 2).mean(axis=(1, 2, 3)), rtol=1e-5)
-    assert not np.allclose(terms["r_loss"], ((noisy - output) ** 2).mean(axis=(1, 2, 3)), rtol=1e-2)
+    np.testing.assert_allclose(numpy_of(terms["r_loss"]), ((X - output) ** 2).mean(axis=(1, 2, 3)), rtol=1e-5)
+    assert not np.allclose(numpy_of(terms["r_loss"]), ((noisy - output) ** 2).mean(axis=(1, 2, 3)), rtol=1e-2)
     _, clean_terms = model.per_sample_losses(X, training=False)  # validation sees the clean image
     clean_output = model.reconstruct(X)
-    np.testing.assert_allclose(clean_terms["r_loss"], ((X - clean_output) ** 2).mean(axis=(1, 2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(numpy_of(clean_terms["r_loss"]), ((X - clean_output) ** 2).mean(axis=(1, 2, 3)), rtol=1e-5)
 
 
 def test_dropout_noise_zeroes_pixels_only_while_training():
     model = Autoencoder(model_config("dae", "dense", noise="dropout:0.5", encoder_widths=[8], decoder_widths=[8]))
-    noisy = np.asarray(model.corrupt(X, training=True))
+    noisy = numpy_of(model.corrupt(X, training=True))
     assert 0.4 < np.mean(noisy == 0) < 0.6
-    np.testing.assert_array_equal(model.corrupt(X, training=False), X)
+    np.testing.assert_array_equal(numpy_of(model.corrupt(X, training=False)), X)
 
 
 def test_kl_sparsity_on_a_batch_by_hand():
     code = np.array([[0.1, 0.9, 0.5], [0.3, 0.7, 0.5]], "float32")
     rho, rho_hat = 0.05, code.mean(axis=0)
     expected = np.sum(rho * np.log(rho / rho_hat) + (1 - rho) * np.log((1 - rho) / (1 - rho_hat)))
-    np.testing.assert_allclose(penalties.kl_sparsity(code, rho), [expected, expected], rtol=1e-5)
-    np.testing.assert_allclose(penalties.l1_activity(code), [1.5, 1.5], rtol=1e-6)
+    np.testing.assert_allclose(numpy_of(penalties.kl_sparsity(code, rho)), [expected, expected], rtol=1e-5)
+    np.testing.assert_allclose(numpy_of(penalties.l1_activity(code)), [1.5, 1.5], rtol=1e-6)
 
 
 def test_sparse_autoencoder_total_is_the_weighted_sum():
@@ -60,8 +60,8 @@ def test_sparse_autoencoder_total_is_the_weighted_sum():
     total, terms = model.per_sample_losses(X)
     rho_hat = model.latent_means(X).mean(axis=0)
     kl = np.sum(0.1 * np.log(0.1 / rho_hat) + 0.9 * np.log(0.9 / (1 - rho_hat)))
-    np.testing.assert_allclose(terms["sparsity_loss"], np.full(len(X), kl), rtol=1e-4)
-    np.testing.assert_allclose(total, np.asarray(terms["r_loss"]) + 0.5 * kl, rtol=1e-5)
+    np.testing.assert_allclose(numpy_of(terms["sparsity_loss"]), np.full(len(X), kl), rtol=1e-4)
+    np.testing.assert_allclose(numpy_of(total), numpy_of(terms["r_loss"]) + 0.5 * kl, rtol=1e-5)
     assert model.term_names() == ("r_loss", "sparsity_loss")
 
 
@@ -71,10 +71,11 @@ def test_gaussian_likelihoods_match_their_closed_forms():
     sigma = 0.3
     fixed = (-0.5 * ((X - mean) / sigma) ** 2 - math.log(sigma) - 0.5 * math.log(2 * math.pi)).sum(axis=(1, 2, 3))
     learned = (-0.5 * (X - mean) ** 2 / np.exp(log_var) - 0.5 * log_var - 0.5 * math.log(2 * math.pi)).sum(axis=(1, 2, 3))
-    np.testing.assert_allclose(likelihoods.log_likelihood("gaussian", X, mean, sigma), fixed, rtol=1e-5)
-    np.testing.assert_allclose(likelihoods.log_likelihood("gaussian_learned", X, [mean, log_var]), learned, rtol=1e-5)
+    np.testing.assert_allclose(numpy_of(likelihoods.log_likelihood("gaussian", X, mean, sigma)), fixed, rtol=1e-5)
+    np.testing.assert_allclose(numpy_of(likelihoods.log_likelihood("gaussian_learned", X, [mean, log_var])), learned,
+                               rtol=1e-5)
     bernoulli = (X * np.log(mean) + (1 - X) * np.log(1 - mean)).sum(axis=(1, 2, 3))
-    np.testing.assert_allclose(likelihoods.log_likelihood("bce", X, mean), bernoulli, rtol=1e-4)
+    np.testing.assert_allclose(numpy_of(likelihoods.log_likelihood("bce", X, mean)), bernoulli, rtol=1e-4)
     with pytest.raises(ValueError, match="not a likelihood"):
         likelihoods.log_likelihood("mse", X, mean)
 
@@ -85,7 +86,7 @@ def test_learned_variance_decoder_has_two_outputs_and_generation_uses_the_mean()
     mean, log_var = model.decoder(np.zeros((2, 3), "float32"))
     assert mean.shape == log_var.shape == (2, 28, 28, 1)
     mu = model.latent_means(X[:2])
-    np.testing.assert_array_equal(model.decode(mu), model.decoder(mu)[0])
+    np.testing.assert_array_equal(model.decode(mu), numpy_of(model.decoder(mu)[0]))
     assert model.reconstruct(X[:2]).shape == (2, 28, 28, 1)
 
 
@@ -94,15 +95,15 @@ def test_decoder_l2_and_warmup_as_a_fraction():
                                                 warmup_fraction=3 / 7, encoder_widths=[16], decoder_widths=[16]))
     total, terms = model.per_sample_losses(X)
     l2 = sum(float(np.sum(np.square(w))) for w in model.decoder.get_weights())
-    np.testing.assert_allclose(terms["l2_loss"], np.full(len(X), l2), rtol=1e-5)
-    np.testing.assert_allclose(total, np.asarray(terms["r_loss"]) + 2.0 * np.asarray(terms["kl_loss"]) + 0.01 * l2,
+    np.testing.assert_allclose(numpy_of(terms["l2_loss"]), np.full(len(X), l2), rtol=1e-5)
+    np.testing.assert_allclose(numpy_of(total), numpy_of(terms["r_loss"]) + 2.0 * numpy_of(terms["kl_loss"]) + 0.01 * l2,
                                rtol=1e-5)
     model.on_epoch_start(0, 14)
-    assert float(model.kl_beta.numpy()) == 0.0
+    assert float(numpy_of(model.kl_beta)) == 0.0
     model.on_epoch_start(3, 14)  # the warm-up lasts 6 of 14 epochs
-    assert float(model.kl_beta.numpy()) == pytest.approx(1.0)
+    assert float(numpy_of(model.kl_beta)) == pytest.approx(1.0)
     model.on_epoch_start(6, 14)
-    assert float(model.kl_beta.numpy()) == pytest.approx(2.0)
+    assert float(numpy_of(model.kl_beta)) == pytest.approx(2.0)
 
 
 @pytest.mark.parametrize("family,arch,extra", [("ae", "conv", {}), ("vae", "dense", {}),
@@ -126,9 +127,9 @@ def test_short_fit_lowers_the_loss_and_weights_round_trip(family, arch, extra, t
     np.testing.assert_array_equal(again.decode(code), model.decode(code))
     np.testing.assert_array_equal(again.sample(5, seed=1), model.sample(5, seed=1))  # an AE's Gaussian came along
     encoder, decoder = model.export_models()
-    np.testing.assert_allclose(decoder(code), model.decode(code), atol=1e-5)
+    np.testing.assert_allclose(numpy_of(decoder(code)), model.decode(code), atol=1e-5)
     exported_code = encoder(X[:2])
-    np.testing.assert_allclose(exported_code[0] if family == "vae" else exported_code, code, atol=1e-5)
+    np.testing.assert_allclose(numpy_of(exported_code[0] if family == "vae" else exported_code), code, atol=1e-5)
 
 
 def test_an_autoencoder_samples_from_the_gaussian_of_its_training_codes():
@@ -178,7 +179,7 @@ encoder = keras.models.load_model(models_dir + "/encoder.h5", compile=False)
 out = encoder(np.zeros((2,) + encoder.input_shape[1:], "float32"))
 code = out[0] if isinstance(out, list) else out
 images = decoder(code)
-print("ok", np.asarray(images[0] if isinstance(images, list) else images).shape)
+print("ok", keras.ops.convert_to_numpy(images[0] if isinstance(images, list) else images).shape)
 """
 
 

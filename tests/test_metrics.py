@@ -6,15 +6,15 @@ import json
 import numpy as np
 
 import evaluate
-from conftest import last_line, run_main
+from conftest import last_line, numpy_of, run_main
 from models import VariationalAutoencoder, model_config
 from utils.analysis.metrics import likelihood_figures
 
 
 def _numpy_figures(encoder, decoder, x, eps):
-    mu, log_var, _ = (np.asarray(t, dtype="float64") for t in encoder(x))
+    mu, log_var, _ = (numpy_of(t).astype("float64") for t in encoder(x))
     z = mu[None] + np.exp(0.5 * log_var)[None] * eps  # K x B x D
-    p = np.clip(np.asarray(decoder(z.reshape(-1, z.shape[-1]).astype("float32")), "float64"), 1e-7, 1 - 1e-7)
+    p = np.clip(numpy_of(decoder(z.reshape(-1, z.shape[-1]).astype("float32"))).astype("float64"), 1e-7, 1 - 1e-7)
     p = p.reshape(len(eps), len(x), -1)
     flat_x = x.reshape(1, len(x), -1)
     log_px_z = (flat_x * np.log(p) + (1 - flat_x) * np.log(1 - p)).sum(-1)

@@ -73,7 +73,7 @@ FRESH_DECODE = """
 import sys, numpy as np, keras
 decoder = keras.models.load_model(sys.argv[1], compile=False)
 z = np.random.default_rng(0).standard_normal((6, 2)).astype("float32")
-np.save(sys.argv[2], np.asarray(decoder(z)))
+np.save(sys.argv[2], keras.ops.convert_to_numpy(decoder(z)))
 print("project imported:", any(m.split(".")[0] in ("models", "utils") for m in sys.modules))
 """
 
@@ -94,7 +94,7 @@ import sys, numpy as np, keras
 import models  # registers the Sampling layer
 encoder = keras.models.load_model(sys.argv[1], compile=False)
 mu, log_var, z = encoder(np.full((2, 28, 28, 1), 0.5, "float32"))
-np.save(sys.argv[2], np.asarray(mu))
+np.save(sys.argv[2], keras.ops.convert_to_numpy(mu))
 """
 
 

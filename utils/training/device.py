@@ -27,11 +27,41 @@ def on_gpu():
     return False
 
 
+def gpu_names():
+    """The GPUs the backend sees, by name (empty on CPU)."""
+    if not on_gpu():
+        return []
+    if backend() == "tensorflow":
+        import tensorflow as tf
+
+        return [d.name for d in tf.config.list_physical_devices("GPU")]
+    if backend() == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices() if d.platform == "gpu"]
+    import torch
+
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+
 def default_jit():
     """XLA for the whole step: on JAX always (its steps are XLA programs), on TensorFlow only on a GPU (on CPU
     it is slower than TensorFlow's own kernels, docs/benchmarks.md), never on PyTorch (torch.compile is not
     what Keras's jit means there, and its compile time outweighs these small models)."""
     return {"jax": True, "torch": False}.get(backend(), on_gpu())
+
+
+def default_steps_per_execution():
+    """Training steps per compiled call: 16 (+3-9 % on CPU, docs/benchmarks.md), but 1 on PyTorch, whose Keras
+    trainer runs one step per call."""
+    return 1 if backend() == "torch" else 16
+
+
+def check_steps_per_execution(steps):
+    """A ValueError where the backend cannot run `steps` training steps per call."""
+    if backend() == "torch" and steps > 1:
+        raise ValueError(f"--steps-per-execution must be 1 on the PyTorch backend (Keras runs one step per call "
+                         f"there); got {steps}")
 
 
 def gpu_peak_memory():

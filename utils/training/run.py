@@ -51,8 +51,8 @@ def start_run(config, settings, run_root, label):
     """Train a new model into a new run folder under `run_root`; returns the folder."""
     check_tensorboard(settings)
     data = load_data(settings)
-    settings = resolve_settings(settings)
     try:
+        settings = resolve_settings(settings)
         config = config.for_images(data.image_shape)
     except ValueError as e:
         raise UserError(str(e)) from None

@@ -27,7 +27,7 @@ class TrainSettings:
     plot_every: int | None = setting(None, "redraw viz/ every N epochs (default: at the end)", check=POSITIVE_INT)
     jit: bool | None = setting(None, "XLA-compile the whole training step (default: on GPU, and always on JAX)")
     mixed_precision: bool = setting(False, "mixed_float16 on GPU, mixed_bfloat16 on CPU")
-    steps_per_execution: int | None = setting(None, "training steps per compiled call (default 16)",
+    steps_per_execution: int | None = setting(None, "training steps per compiled call (default 16; 1 on PyTorch)",
                                               check=POSITIVE_INT)
     image_size: str | None = setting(None, "image folders: resize to N or HxW (default: the images' own size)")
     color: str | None = setting(None, "image folders: gray or rgb (default: gray if every image is)",
@@ -45,12 +45,15 @@ class TrainSettings:
 
 
 def resolve_settings(settings):
-    """`settings` with every automatic choice (seed, XLA, steps per execution) made explicit."""
+    """`settings` with every automatic choice (seed, XLA, steps per execution) made explicit for this backend;
+    a ValueError for a choice the backend cannot run."""
+    steps = settings.steps_per_execution or device.default_steps_per_execution()
+    device.check_steps_per_execution(steps)
     return dataclasses.replace(
         settings,
         seed=settings.seed if settings.seed is not None else secrets.randbelow(2**31),
         jit=settings.jit if settings.jit is not None else device.default_jit(),
-        steps_per_execution=settings.steps_per_execution or 16)
+        steps_per_execution=steps)
 
 
 def precision_policy(mixed):
