@@ -5,6 +5,7 @@ from models.activations import FusedGELU
 from models.AE import Autoencoder, CodeGaussian
 from models.config import ModelConfig, model_config
 from models.layers import Sampling
+from models.LVAE import HierarchyArchitecture, LadderVAE, PrecisionMerge
 from models.normalization import FusedBatchNormalization
 from models.registry import FAMILIES, family_class, family_names, register_family
 from models.VAE import VariationalAutoencoder
@@ -15,6 +16,6 @@ def build_model(config):
     return family_class(config.family)(config)
 
 
-__all__ = ["FAMILIES", "Autoencoder", "CodeGaussian", "FusedBatchNormalization", "FusedGELU", "ModelConfig",
-           "Sampling", "VariationalAutoencoder", "build_model", "family_class", "family_names", "model_config",
-           "register_family"]
+__all__ = ["FAMILIES", "Autoencoder", "CodeGaussian", "FusedBatchNormalization", "FusedGELU", "HierarchyArchitecture",
+           "LadderVAE", "ModelConfig", "PrecisionMerge", "Sampling", "VariationalAutoencoder", "build_model",
+           "family_class", "family_names", "model_config", "register_family"]

@@ -22,6 +22,14 @@ def log_standard_normal(z):
     return -0.5 * ops.sum(LOG_2PI + ops.square(z), axis=-1)
 
 
+def precision_weighted(mean_a, log_var_a, mean_b, log_var_b):
+    """(mean, log-variance) of N(mean_a, var_a) · N(mean_b, var_b), normalised: the precisions add, the means
+    are weighted by them. In log-variances, stable for any spread: var = 1 / (1/var_a + 1/var_b) and the weight
+    of mean_a is var_b / (var_a + var_b) = sigmoid(log_var_b - log_var_a)."""
+    weight_a = ops.sigmoid(log_var_b - log_var_a)
+    return weight_a * mean_a + (1.0 - weight_a) * mean_b, -ops.logaddexp(-log_var_a, -log_var_b)
+
+
 def normal_quantiles(n):
     """Standard-normal quantiles of the probabilities (i + 0.5) / n: never 0 or 1, so never inf."""
     return np.array([NormalDist().inv_cdf((i + 0.5) / n) for i in range(n)], dtype="float32")

@@ -13,6 +13,14 @@ def gaussian_kl(mu, log_var):
     return -0.5 * ops.sum(1.0 + log_var - ops.square(mu) - ops.exp(log_var), axis=-1)
 
 
+def gaussian_kl_between(mean_q, log_var_q, mean_p, log_var_p, axis=-1):
+    """KL(N(mean_q, exp(log_var_q)) || N(mean_p, exp(log_var_p))), summed over `axis` (None: per unit)."""
+    mean_q, log_var_q, mean_p, log_var_p = (ops.cast(t, "float32") for t in (mean_q, log_var_q, mean_p, log_var_p))
+    per_unit = 0.5 * (log_var_p - log_var_q + (ops.exp(log_var_q) + ops.square(mean_q - mean_p)) / ops.exp(log_var_p)
+                      - 1.0)
+    return per_unit if axis is None else ops.sum(per_unit, axis=axis)
+
+
 def l1_activity(code):
     """Sum of |code| per image: the L1 activity penalty of a sparse autoencoder."""
     return ops.sum(ops.abs(ops.cast(code, "float32")), axis=-1)

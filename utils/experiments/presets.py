@@ -31,6 +31,9 @@ _LECTURE_DENSE = {"architecture": "dense", "encoder_widths": [100], "decoder_wid
                   "encoder_act": "relu", "decoder_act": "relu"}
 _SPARSE_CODE = {**_LECTURE_DENSE, "family": "sae", "z_dim": 300, "code_activation": "sigmoid"}
 
+_HIERARCHY = {"family": "lvae", "architecture": "hierarchy", "latent_sizes": [64, 32, 16, 8, 4],
+              "block_widths": [512, 256, 128, 64, 32], "training": {"batch_size": 256, "lr": 2e-4, "binarize": "dynamic"}}
+
 SYSTEM_PRESETS = {
     # The dense VAE framework: 420-210-105 / 200-400-800 ReLU, a Gaussian ("normal") reconstruction
     # term with a linear output, beta warming up over the first 3/7 of the epochs, batch 100. Its own
@@ -60,6 +63,16 @@ SYSTEM_PRESETS = {
     "conv_dae": {"family": "dae", "noise": "gaussian:0.3"},
     "conv_sae": {"family": "sae", "z_dim": 64, "code_activation": "sigmoid", "sparsity": "l1:1e-4"},
     "conv_vae": {},
+    # The Ladder VAE's MNIST model (Sønderby et al. 2016): 5 stochastic layers of 64-32-16-8-4 units on blocks of
+    # two dense layers of 512-256-128-64-32, leaky ReLU (0.01) and batch norm, Bernoulli pixels on dynamically
+    # binarized images, beta warming up from 0 over 200 epochs; batch 256 and Adam at 2e-4 (the official code).
+    "lvae_mnist": {**_HIERARCHY, "inference": "ladder"},
+    # The same network inferred bottom-up: the deep VAE the paper compares with.
+    "deep_vae_mnist": {**_HIERARCHY, "inference": "bottom-up"},
+    # One latent layer of 64 on the same first block: a plain VAE of the hierarchy's kind.
+    "vae_mlp_mnist": {**_HIERARCHY, "latent_sizes": [64], "block_widths": [512]},
+    # Two layers, 10 epochs of warm-up: for quick tries.
+    "lvae_small": {**_HIERARCHY, "latent_sizes": [32, 8], "block_widths": [256, 64], "warmup_epochs": 10},
 }
 
 PRESETS = {**STUDY_PRESETS, **SYSTEM_PRESETS}
@@ -71,6 +84,7 @@ SUITES = {
     "layernorm": ["gelu_full", "gelu_full_ln_after", "gelu_full_ln_before"],
     "all": list(STUDY_PRESETS),
     "autoencoders": ["conv_vae", "conv_ae", "conv_dae", "conv_sae"],
+    "hierarchy": ["lvae_mnist", "deep_vae_mnist", "vae_mlp_mnist"],
 }
 
 

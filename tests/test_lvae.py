@@ -1,0 +1,182 @@
+"""The Ladder VAE and the deep VAE (models/LVAE.py): the precision-weighted merge and each layer's KL by hand, a
+one-layer hierarchy against the VAE on the same weights, the importance-sampled bound against the ELBO,
+samples drawn top-down, and the family through the commands: trained, killed and resumed, scored, sampled,
+exported and loaded in a fresh process; bad settings end in one line each."""
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+import evaluate
+import generate
+import train as train_command
+from conftest import REPO, last_line, numpy_of, run_main, train
+from models import LadderVAE, VariationalAutoencoder, build_model, model_config, penalties
+from models.gaussian import precision_weighted
+from utils.analysis.metrics import likelihood_figures
+from utils.experiments.presets import preset_config
+from utils.runs.loading import load_model
+
+SMALL = ["--dataset", "mnist_5k", "--limit", "300", "--batch-size", "100"]
+RNG = np.random.default_rng(0)
+X = (RNG.random((6, 28, 28, 1)) > 0.6).astype("float32")
+
+
+def small_lvae(inference="ladder", **settings):
+    return build_model(model_config("lvae", latent_sizes=settings.pop("latent_sizes", [4, 3]),
+                                    block_widths=settings.pop("block_widths", [16, 8]), inference=inference,
+                                    **settings))
+
+
+def test_precision_weighted_merge_by_hand():
+    mean_a, var_a, mean_b, var_b = 1.0, 4.0, -2.0, 1.0
+    var = 1 / (1 / var_a + 1 / var_b)  # 0.8
+    mean = (mean_a / var_a + mean_b / var_b) * var  # (0.25 - 2) * 0.8 = -1.4
+    got_mean, got_log_var = precision_weighted(*(np.array([v], "float32") for v in (mean_a, math.log(var_a), mean_b,
+                                                                                      math.log(var_b))))
+    np.testing.assert_allclose(numpy_of(got_mean), [mean], rtol=1e-6)
+    np.testing.assert_allclose(numpy_of(got_log_var), [math.log(var)], rtol=1e-6)
+    wide, _ = precision_weighted(*(np.array([v], "float32") for v in (3.0, 40.0, -1.0, -40.0)))  # one far sharper
+    np.testing.assert_allclose(numpy_of(wide), [-1.0], atol=1e-6)
+
+
+def test_each_layers_kl_is_the_closed_form_for_given_means_and_variances():
+    mq, lq, mp, lp = (RNG.normal(size=(3, 5)).astype("float32") for _ in range(4))
+    by_hand = 0.5 * (lp - lq + (np.exp(lq) + (mq - mp) ** 2) / np.exp(lp) - 1).sum(axis=1)
+    np.testing.assert_allclose(numpy_of(penalties.gaussian_kl_between(mq, lq, mp, lp)), by_hand, rtol=1e-5)
+    model = small_lvae()
+    inferred = model.infer(X)
+    kls = model.layer_kls(inferred)
+    q = {k: [numpy_of(t) for t in inferred[k]] for k in ("q_mean", "q_log_var", "p_mean", "p_log_var")}
+    bottom = 0.5 * (q["p_log_var"][0] - q["q_log_var"][0] + (np.exp(q["q_log_var"][0])
+                    + (q["q_mean"][0] - q["p_mean"][0]) ** 2) / np.exp(q["p_log_var"][0]) - 1).sum(axis=1)
+    top = -0.5 * (1 + q["q_log_var"][1] - q["q_mean"][1] ** 2 - np.exp(q["q_log_var"][1])).sum(axis=1)
+    np.testing.assert_allclose(numpy_of(kls[0]), bottom, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(numpy_of(kls[1]), top, rtol=1e-4, atol=1e-5)
+    assert model.term_names() == ("r_loss", "kl_1", "kl_2")
+
+
+def test_a_one_layer_hierarchy_is_the_vae_on_the_same_weights():
+    """The same loss terms (for the same z) and the same ELBO and NLL (for the same draws) as the dense VAE."""
+    lvae = build_model(model_config("lvae", latent_sizes=[3], block_widths=[16], leaky_slope=0.3))
+    vae = build_model(model_config("vae", "dense", encoder_widths=[16, 16], decoder_widths=[16, 16], z_dim=3,
+                                   norm="batch", norm_pos="before", loss="bce", warmup_epochs=0))
+    for model in (lvae, vae):
+        model.build_all()
+    vae.encoder.set_weights(lvae.up[0].get_weights())  # dense, batch norm, dense, batch norm, mean, log-variance
+    vae.decoder.set_weights(lvae.decoder.get_weights())
+    outputs = vae(X)
+    mean, log_var, z = (numpy_of(outputs[k]) for k in ("mean", "log_var", "z"))
+    inferred = lvae.infer(X, noise=[(z - mean) / np.exp(0.5 * log_var)])  # the VAE's draw
+    np.testing.assert_allclose(numpy_of(inferred["z"][0]), z, rtol=1e-5, atol=1e-6)
+    vae_terms = vae.loss_terms(X, outputs)
+    lvae_terms = lvae.loss_terms(X, {**inferred, "outputs": lvae.decoder(inferred["z"][0])})
+    np.testing.assert_allclose(numpy_of(lvae_terms["r_loss"][0]), numpy_of(vae_terms["r_loss"][0]), rtol=1e-5)
+    np.testing.assert_allclose(numpy_of(lvae_terms["kl_1"][0]), numpy_of(vae_terms["kl_loss"][0]), rtol=1e-5)
+    for samples in (1, 20):
+        ours, theirs = (likelihood_figures(m, X, samples=samples, seed=4) for m in (lvae, vae))
+        assert ours["nll"] == pytest.approx(theirs["nll"], rel=1e-5)
+        assert ours["elbo"] == pytest.approx(theirs["elbo"], rel=1e-5)
+
+
+@pytest.mark.parametrize("inference", ["ladder", "bottom-up"])
+def test_the_importance_sampled_bound_is_never_looser_than_the_elbo(inference):
+    model = small_lvae(inference)
+    for samples in (1, 7, 50):
+        figures = likelihood_figures(model, X, samples=samples, seed=samples)
+        assert figures["log_likelihood"] >= figures["elbo"] - 1e-4
+        if samples == 1:
+            assert figures["log_likelihood"] == pytest.approx(figures["elbo"], rel=1e-6)
+        log_w = model.log_importance_weights(X, samples, np.random.default_rng(0))
+        assert log_w.shape == (samples, len(X)) and np.isfinite(log_w).all()
+
+
+def test_samples_are_drawn_top_down_and_encoded_layer_by_layer():
+    model = small_lvae(latent_sizes=[5, 3, 2], block_widths=[16, 8, 8])
+    codes = model.sample_codes(7, np.random.default_rng(1))
+    assert codes.shape == (7, 5) and model.sample(7, seed=1).shape == (7, 28, 28, 1)
+    np.testing.assert_array_equal(model.sample(7, seed=1), model.sample(7, seed=1))
+    encoded = model.encode(X)
+    assert {k: v.shape for k, v in encoded.items()} == {
+        "mean_1": (6, 5), "log_var_1": (6, 5), "mean_2": (6, 3), "log_var_2": (6, 3), "mean_3": (6, 2),
+        "log_var_3": (6, 2)}
+    np.testing.assert_array_equal(model.latent_means(X), encoded["mean_1"])
+    summary = model.latent_summary(X)
+    assert summary["active_units"] == sum(summary[f"active_units_layer{i}"] for i in (1, 2, 3))
+    assert [len(k) for k in summary["kl_per_unit"]] == [5, 3, 2]
+
+
+def test_the_paper_model_and_its_baselines_are_presets():
+    lvae, deep, single = (preset_config(p).architecture for p in ("lvae_mnist", "deep_vae_mnist", "vae_mlp_mnist"))
+    assert lvae.latent_sizes == (64, 32, 16, 8, 4) and lvae.block_widths == (512, 256, 128, 64, 32)
+    assert (lvae.inference, deep.inference) == ("ladder", "bottom-up") and deep.latent_sizes == lvae.latent_sizes
+    assert single.latent_sizes == (64,) and single.block_widths == (512,)
+    assert lvae.norm == "batch" and lvae.leaky_slope == 0.01 and preset_config("lvae_mnist").objective.warmup_epochs == 200
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--latent-sizes", "8,4,2"], "latent_sizes and block_widths need one entry per stochastic layer; got 3 and 2"),
+    (["--latent-sizes", "8,0"], "--latent-sizes: must be comma-separated values, each a positive integer"),
+    (["--inference", "sideways"], "argument --inference: invalid choice: 'sideways'"),
+    (["--family", "vae", "--arch", "hierarchy"], "the hierarchy architecture is the lvae family's"),
+])
+def test_bad_settings_end_in_one_line(flags, words, tmp_path):
+    preset = [] if "--family" in flags else ["--preset", "lvae_small"]
+    code, _, err = run_main(train_command.main, *preset, *flags, "--epochs", 1, "--run-root", tmp_path / "runs",
+                            *SMALL)
+    assert code != 0 and len(err.strip().splitlines()) == 1 and words in err, err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+FRESH = """
+import sys, numpy as np, keras
+decoder = keras.models.load_model(sys.argv[1] + "/decoder.h5", compile=False)  # plain Keras
+import models  # the precision merge of the ladder's encoder
+encoder = keras.models.load_model(sys.argv[1] + "/encoder.h5", compile=False)
+x = np.zeros((2, 28, 28, 1), "float32")
+outputs = encoder(x)
+np.save(sys.argv[2], keras.ops.convert_to_numpy(decoder(outputs[0])))
+print(len(outputs))
+"""
+
+
+@pytest.mark.slow
+def test_lvae_small_trains_resumes_after_a_kill_scores_samples_and_loads_in_a_fresh_process(tmp_path):
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), "--preset", "lvae_small", "--epochs", "3",
+                             "--seed", "0", "--run-root", str(tmp_path), *SMALL], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    backup = tmp_path / "0001_mnist_5k_lvae_small" / "backup" / "training_metadata.json"
+    deadline = time.time() + 300
+    while not backup.is_file():
+        assert proc.poll() is None and time.time() < deadline, "no epoch finished before the kill"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run_dir = backup.parent.parent
+    assert train("--resume", run_dir, "--eval-samples", 20) == run_dir
+    params = json.loads((run_dir / "params.json").read_text())
+    assert params["status"] == "finished" and params["resumes"][0]["from_epoch"] >= 1
+    assert params["training"]["binarize"] == "dynamic" and params["model"]["family"] == "lvae"
+    entry = json.loads((run_dir / "eval.json").read_text())["k20_n100"]
+    assert entry["nll"] <= -entry["elbo"] + 1e-3 and entry["active_units"] >= 0 and len(entry["kl_per_unit"]) == 2
+    code, out, err = run_main(evaluate.main, run_dir, "--samples", 5, "--limit", 50)
+    assert code == 0 and "NLL" in out, err
+    code, out, err = run_main(generate.main, run_dir, "--n", 4, "--out", tmp_path / "g.png", "--bernoulli")
+    assert code == 0 and "z_L ~ N(0, I)" in out, err
+    assert (run_dir / "viz" / "units_per_layer.png").is_file()
+    fresh = subprocess.run([sys.executable, "-c", FRESH, str(run_dir / "models"), str(tmp_path / "x.npy")],
+                           cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert fresh.returncode == 0 and last_line(fresh.stdout) == "4", fresh.stderr[-2000:]
+    model = load_model(run_dir)
+    z = model.latent_means(np.zeros((2, 28, 28, 1), "float32"))
+    np.testing.assert_allclose(np.load(tmp_path / "x.npy"), model.decode(z), atol=1e-5)
+    assert isinstance(model, LadderVAE) and not isinstance(build_model(model_config()), LadderVAE)
+    assert issubclass(LadderVAE, VariationalAutoencoder)
+    keras.config.set_dtype_policy("float32")
