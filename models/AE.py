@@ -149,8 +149,14 @@ class Autoencoder(AutoencoderModel):
         images = keras.Input(shape=architecture.input_shape, name="encoder_input")
         x = architecture.encoder_body(images)
         activation = self.config.objective.code_activation
-        code = layers.Dense(architecture.z_dim, activation=None if activation == "linear" else activation,
-                            name="code")(x)
+        if architecture.encoder_head == "none":  # the body's output is the code
+            if x.shape[-1] != architecture.z_dim:
+                raise ValueError(f"with encoder_head none the code is the body's output of {x.shape[-1]} units; set "
+                                 f"z_dim to {x.shape[-1]}")
+            code = layers.Activation(activation, name="code")(x)
+        else:
+            code = layers.Dense(architecture.z_dim, activation=None if activation == "linear" else activation,
+                                name="code")(x)
         return keras.Model(images, code, name="encoder")
 
     def term_names(self):

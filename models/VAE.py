@@ -65,6 +65,11 @@ class VariationalAutoencoder(AutoencoderModel):
     has_likelihood = True
     sampling_note = "z ~ N(0, I), the VAE's prior"
 
+    @classmethod
+    def check_config(cls, config):
+        if config.architecture.encoder_head != "dense":
+            raise ValueError("a VAE's encoder ends in Dense heads for the mean and log-variance: drop --encoder-head")
+
     def build_networks(self):
         self.encoder = self.build_encoder()
         self.decoder = self.config.architecture.decoder(likelihoods.decoder_outputs(self.config.objective.loss))

@@ -4,6 +4,7 @@ layers with `keras.saving`."""
 from models.activations import FusedGELU
 from models.AE import Autoencoder, CodeGaussian
 from models.config import ModelConfig, model_config
+from models.DFC import FeatureConsistentVAE
 from models.layers import Sampling
 from models.LVAE import HierarchyArchitecture, LadderVAE, PrecisionMerge
 from models.normalization import FusedBatchNormalization
@@ -16,6 +17,7 @@ def build_model(config):
     return family_class(config.family)(config)
 
 
-__all__ = ["FAMILIES", "Autoencoder", "CodeGaussian", "FusedBatchNormalization", "FusedGELU", "HierarchyArchitecture",
+__all__ = ["FAMILIES", "Autoencoder", "CodeGaussian", "FeatureConsistentVAE", "FusedBatchNormalization", "FusedGELU",
+           "HierarchyArchitecture",
            "LadderVAE", "ModelConfig", "PrecisionMerge", "Sampling", "VariationalAutoencoder", "build_model",
            "family_class", "family_names", "model_config", "register_family"]

@@ -41,6 +41,8 @@ class Architecture:
     norm_pos: str = setting("after", "normalization before or after the activation", choices=NORM_POSITIONS)
     dropout: float = setting(0.0, "dropout rate after every activation", check=RATE)
     output_activation: str = setting("sigmoid", "the decoder's (mean) output", choices=OUTPUT_ACTIVATIONS)
+    encoder_head: str = setting("dense", "dense: a Dense layer gives the code; none: the body's output is the code "
+                                         "(an AE's, e.g. the lecture notes' pooled conv)", choices=("dense", "none"))
 
     def __post_init__(self):
         check_fields(self)
@@ -103,6 +105,14 @@ class ConvArchitecture(Architecture):
                                             "image's channels)", check=POSITIVE_INT)
     decoder_conv_t_kernel_size: tuple = setting((3, 3, 3, 3), "conv: decoder kernel sizes", check=POSITIVE_INT)
     decoder_conv_t_strides: tuple = setting((1, 2, 2, 1), "conv: decoder strides", check=POSITIVE_INT)
+    encoder_pool: tuple = setting((), "conv: max-pool size after each encoder conv (1: none; default: no pooling)",
+                                  check=POSITIVE_INT)
+    encoder_global_pool: bool = setting(False, "conv: average the last feature map over its positions (global "
+                                               "average pooling) instead of flattening it")
+    decoder_dense_shape: tuple = setting((), "conv: the shape the decoder's Dense layer is reshaped to, e.g. 3,3,16 "
+                                              "(default: the encoder's last feature map)", check=POSITIVE_INT)
+    decoder_conv_t_padding: tuple[str, ...] = setting((), "conv: same or valid for each decoder conv (default: "
+                                                          "all same)")
 
     def __post_init__(self):
         super().__post_init__()
@@ -110,26 +120,47 @@ class ConvArchitecture(Architecture):
             sizes = {len(getattr(self, f"{part}_{k}")) for k in ("filters", "kernel_size", "strides")}
             if len(sizes) != 1 or 0 in sizes:
                 raise ValueError(f"{part}_filters, _kernel_size and _strides must be non-empty and of equal lengths")
+        for name, values, count in (("encoder_pool", self.encoder_pool, len(self.encoder_conv_filters)),
+                                    ("decoder_conv_t_padding", self.decoder_conv_t_padding,
+                                     len(self.decoder_conv_t_filters))):
+            if values and len(values) != count:
+                raise ValueError(f"{name} needs one value per conv layer ({count}); got {len(values)}")
+        if any(p not in ("same", "valid") for p in self.decoder_conv_t_padding):
+            raise ValueError(f"decoder_conv_t_padding must be same or valid for each layer; got {self.decoder_conv_t_padding}")
+        if self.decoder_dense_shape and len(self.decoder_dense_shape) != 3:
+            raise ValueError(f"decoder_dense_shape must be height,width,channels; got {self.decoder_dense_shape}")
 
     def for_images(self, image_shape):
         filters = self.decoder_conv_t_filters[:-1] + (int(image_shape[-1]),)
         return dataclasses.replace(self, input_shape=tuple(image_shape), decoder_conv_t_filters=filters)
 
     def encoder_body(self, images):
-        """Conv blocks, then Flatten."""
+        """Conv blocks (each followed by its max-pooling, where there is one), then Flatten or the global average."""
         x = images
         for i, (filters, kernel, stride) in enumerate(zip(
                 self.encoder_conv_filters, self.encoder_conv_kernel_size, self.encoder_conv_strides)):
             conv = layers.Conv2D(filters, kernel, strides=stride, padding="same", name=f"encoder_conv_{i}")
             x = self.block(x, conv, self.encoder_act, "encoder", i)
+            if self.encoder_pool and self.encoder_pool[i] > 1:
+                x = layers.MaxPooling2D(self.encoder_pool[i], name=f"encoder_pool_{i}")(x)
+        if self.encoder_global_pool:
+            return layers.GlobalAveragePooling2D(name="encoder_global_pool")(x)
         return layers.Flatten(name="encoder_flatten")(x)
 
     def feature_shape(self):
-        """Shape of the last encoder feature map, which the decoder's first Dense layer mirrors."""
+        """Shape of the last encoder feature map, which the decoder's first Dense layer mirrors (or
+        `decoder_dense_shape` where given)."""
+        if self.decoder_dense_shape:
+            return self.decoder_dense_shape
         height, width = self.input_shape[:2]
-        for stride in self.encoder_conv_strides:  # "same" padding: ceil(size / stride)
-            height, width = -(-height // stride), -(-width // stride)
+        pools = self.encoder_pool or (1,) * len(self.encoder_conv_strides)
+        for stride, pool in zip(self.encoder_conv_strides, pools):  # "same" padding: ceil(size / stride)
+            height, width = -(-height // stride) // pool, -(-width // stride) // pool
         return height, width, self.encoder_conv_filters[-1]
+
+    def padding(self, i):
+        """The padding of decoder conv `i`."""
+        return self.decoder_conv_t_padding[i] if self.decoder_conv_t_padding else "same"
 
     def decoder_trunk(self, z):
         """Dense -> Reshape -> every transposed-conv block but the last."""
@@ -138,7 +169,8 @@ class ConvArchitecture(Architecture):
         x = layers.Reshape(shape, name="decoder_reshape")(x)
         for i, (filters, kernel, stride) in enumerate(zip(
                 self.decoder_conv_t_filters[:-1], self.decoder_conv_t_kernel_size, self.decoder_conv_t_strides)):
-            conv = layers.Conv2DTranspose(filters, kernel, strides=stride, padding="same", name=f"decoder_conv_t_{i}")
+            conv = layers.Conv2DTranspose(filters, kernel, strides=stride, padding=self.padding(i),
+                                          name=f"decoder_conv_t_{i}")
             x = self.block(x, conv, self.decoder_act, "decoder", i)
         return x
 
@@ -148,7 +180,7 @@ class ConvArchitecture(Architecture):
         last = len(self.decoder_conv_t_filters) - 1
         return layers.Conv2DTranspose(
             self.decoder_conv_t_filters[-1], self.decoder_conv_t_kernel_size[-1],
-            strides=self.decoder_conv_t_strides[-1], padding="same", activation=activation,
+            strides=self.decoder_conv_t_strides[-1], padding=self.padding(last), activation=activation,
             name=f"decoder_conv_t_{last}" if name == "decoder_output" else name)
 
 

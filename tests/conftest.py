@@ -70,6 +70,15 @@ def last_line(text):
     return lines[-1] if lines else ""
 
 
+@pytest.fixture(autouse=True, scope="session")
+def feature_networks(tmp_path_factory):
+    """Feature networks trained by the tests go to a folder of the session (inherited by the processes they
+    start), not into the repository's run/."""
+    folder = tmp_path_factory.mktemp("feature_nets")
+    os.environ["VAE_FEATURE_NETS"] = str(folder)
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def float32_policy():
     """Each test starts in float32, whatever a mixed-precision run before it set."""

@@ -57,7 +57,8 @@ def test_figures_show_what_the_saved_model_draws(trained_run, tmp_path):
     data = load_data(TrainSettings(**json.loads((trained_run / "params.json").read_text())["training"]))
     codes = model.latent_means(data.x_test)
     expected = {"samples.png": plot_samples(model.sample(64, 0)),
-                "reconstructions.png": plot_reconstructions(data.x_test[:10], model.decode(codes[:10])),
+                "reconstructions.png": plot_reconstructions(data.x_test[:10], model.decode(codes[:10]),
+                                                            data.x_train[:10], model.reconstruct(data.x_train[:10])),
                 "latent_space.png": plot_latent_space(codes, data.y_test, data.class_names)}
     for name, figure in expected.items():
         saved = matplotlib.image.imread(trained_run / "viz" / name)

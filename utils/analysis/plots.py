@@ -75,12 +75,16 @@ def plot_latent_space(mu, labels=None, class_names=None):
     return fig
 
 
-def plot_reconstructions(originals, reconstructions):
-    """Originals (top row) over their reconstructions (bottom row)."""
+def plot_reconstructions(originals, reconstructions, train_originals=None, train_reconstructions=None):
+    """Test images over their reconstructions; with training images, those (and theirs) above."""
+    pairs = [("test", originals, reconstructions)]
+    if train_originals is not None:
+        pairs.insert(0, ("training", train_originals, train_reconstructions))
     n = len(originals)
-    fig, ax = plt.subplots(figsize=(1.1 * n, 2.4))
-    show_images(ax, np.concatenate([originals, reconstructions]), cols=n)
-    ax.set_title("test images (top) and reconstructions (bottom)")
+    fig, axes = plt.subplots(len(pairs), 1, figsize=(1.1 * n, 2.4 * len(pairs)), squeeze=False)
+    for ax, (name, images, rebuilt) in zip(axes[:, 0], pairs):
+        show_images(ax, np.concatenate([images, rebuilt]), cols=n)
+        ax.set_title(f"{name} images (top) and reconstructions (bottom)")
     return fig
 
 

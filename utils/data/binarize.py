@@ -17,10 +17,15 @@ from utils.data.loaders import load_dataset
 TEST_SEED = 0  # the test images of a dynamically binarized run are drawn once with this seed
 
 
+def load_raw(settings):
+    """The dataset `settings` name as it is, not binarized."""
+    return load_dataset(settings.dataset, settings.limit, image_size=settings.image_size, color=settings.color,
+                        test_share=settings.test_share)
+
+
 def load_data(settings):
     """The dataset `settings` name, binarized statically or (the test images, once) dynamically."""
-    data = load_dataset(settings.dataset, settings.limit, image_size=settings.image_size, color=settings.color,
-                        test_share=settings.test_share)
+    data = load_raw(settings)
     if settings.binarize == "static":
         data.x_train, data.x_test = ((x > 0.5).astype("float32") for x in (data.x_train, data.x_test))
     elif settings.binarize == "dynamic":  # a fixed sample of the test set, so validation is comparable

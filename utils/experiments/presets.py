@@ -63,6 +63,19 @@ SYSTEM_PRESETS = {
     "conv_dae": {"family": "dae", "noise": "gaussian:0.3"},
     "conv_sae": {"family": "sae", "z_dim": 64, "code_activation": "sigmoid", "sparsity": "l1:1e-4"},
     "conv_vae": {},
+    # The lecture notes' conv autoencoder: conv 16, 32, 64 (3x3, ReLU) each max-pooled by 2, conv 30, the
+    # global average as a 30-d code; Dense 3*3*16 -> conv-transposes 32 (valid), 16, 1, each stride 2.
+    "conv_ae_lecture": {"family": "ae", "encoder_conv_filters": [16, 32, 64, 30], "encoder_conv_kernel_size": [3, 3, 3, 3],
+                        "encoder_conv_strides": [1, 1, 1, 1], "encoder_pool": [2, 2, 2, 1], "encoder_global_pool": True,
+                        "encoder_head": "none", "z_dim": 30, "decoder_dense_shape": [3, 3, 16],
+                        "decoder_conv_t_filters": [32, 16, 1], "decoder_conv_t_kernel_size": [3, 3, 3],
+                        "decoder_conv_t_strides": [2, 2, 2], "decoder_conv_t_padding": ["valid", "same", "same"],
+                        "encoder_act": "relu", "decoder_act": "relu", "code_activation": "relu"},
+    # The study's VAE with a Bernoulli likelihood instead of 1000 x MSE.
+    "conv_vae_bce": {"loss": "bce"},
+    # The DFC-VAE (Hou et al. 2017) on the study's conv VAE: 0.5 x the feature term over the data's feature
+    # network's three conv layers, + KL (alpha = 1); no pixel term.
+    "dfc_vae": {"family": "dfc"},
     # The Ladder VAE's MNIST model (Sønderby et al. 2016): 5 stochastic layers of 64-32-16-8-4 units on blocks of
     # two dense layers of 512-256-128-64-32, leaky ReLU (0.01) and batch norm, Bernoulli pixels on dynamically
     # binarized images, beta warming up from 0 over 200 epochs; batch 256 and Adam at 2e-4 (the official code).
@@ -85,6 +98,7 @@ SUITES = {
     "all": list(STUDY_PRESETS),
     "autoencoders": ["conv_vae", "conv_ae", "conv_dae", "conv_sae"],
     "hierarchy": ["lvae_mnist", "deep_vae_mnist", "vae_mlp_mnist"],
+    "sharpness": ["conv_vae", "conv_vae_bce", "dfc_vae"],
 }
 
 

@@ -18,7 +18,10 @@ from utils.experiments.scoring import scores
 
 COLUMNS = ["variant", "seed", "status", "epochs", "final_val_loss", "best_val_loss", "best_epoch"]
 TAIL_COLUMNS = ["train_seconds", "run_dir"]
-SCORES = ("test_pixel_mse", "test_nll", "test_elbo", "active_units")  # from eval.json (utils/experiments/scoring.py)
+# The test figures compared in summary.md, from eval.json (utils/experiments/scoring.py): pixel error, likelihood,
+# and the scores of samples on the data's feature network (utils/analysis/features.py).
+SCORES = ("test_pixel_mse", "test_nll", "test_elbo", "active_units", "test_frechet_distance",
+          "test_reconstruction_accuracy", "test_class_entropy")
 STUDY_LOSS = "1000 × pixel MSE + KL"  # what run folders made before `loss_formula` was recorded used
 STUDY_EPOCHS = 200
 BAND = "min–max over seeds"

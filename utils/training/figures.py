@@ -18,7 +18,8 @@ def draw_figures(model, data, run_dir, tensorboard=None, step=0):
     """Write every figure of `viz/` (and, with `tensorboard`, log the latent space and samples at `step`)."""
     codes = model.latent_means(data.x_test)
     figures = {"latent_space.png": plot_latent_space(codes, data.y_test, data.class_names),
-               "reconstructions.png": plot_reconstructions(data.x_test[:10], model.decode(codes[:10])),
+               "reconstructions.png": plot_reconstructions(data.x_test[:10], model.decode(codes[:10]), data.x_train[:10],
+                                                           model.reconstruct(data.x_train[:10])),
                "samples.png": plot_samples(model.sample(64, SAMPLE_SEED))}
     grid = model.latent_grid(20)
     if grid is not None:

@@ -16,7 +16,8 @@ import keras
 from models import build_model as model_of_config
 from utils.analysis.evaluation import describe, evaluate_run
 from utils.atomic import write_json
-from utils.data.binarize import load_data, training_input
+from utils.analysis.features import feature_network
+from utils.data.binarize import load_data, load_raw, training_input
 from utils.errors import UserError
 from utils.runs import layout, provenance
 from utils.runs.loading import model_config
@@ -56,6 +57,7 @@ def start_run(config, settings, run_root, label):
         config = config.for_images(data.image_shape)
     except ValueError as e:
         raise UserError(str(e)) from None
+    config = with_feature_network(config, settings)
     model = build_model(config, settings)
     run_dir = layout.create_run_dir(run_root, f"{data.name}_{label}")
     write_json(run_dir / layout.PARAMS, {
@@ -100,9 +102,29 @@ def resume_run(run_dir, epochs=None, eval_samples=None):
 
 
 def compile_model(model, settings):
-    """Compile for training: Adam at a constant `lr`, XLA and steps per execution as `settings` say."""
-    model.compile(optimizer=keras.optimizers.Adam(settings.lr), jit_compile=settings.jit,
+    """Compile for training: Adam at `lr` (constant, or decaying as Keras 2's `decay` did), XLA and steps per
+    execution as `settings` say."""
+    lr = (keras.optimizers.schedules.InverseTimeDecay(settings.lr, decay_steps=1, decay_rate=settings.lr_decay)
+          if settings.lr_decay else settings.lr)  # lr / (1 + decay * step)
+    model.compile(optimizer=keras.optimizers.Adam(lr), jit_compile=settings.jit,
                   steps_per_execution=settings.steps_per_execution)
+
+
+def with_feature_network(config, settings):
+    """`config` with the data's cached feature network where its objective asks for one (`feature_network`:
+    "auto", e.g. the DFC-VAE's); a UserError for a file that is not there."""
+    wanted = getattr(config.objective, "feature_network", None)
+    if wanted is None:
+        return config
+    if wanted != "auto":
+        if not Path(wanted).is_file():
+            raise UserError(f"feature network {wanted} does not exist; pass auto (the data's own, trained once) or "
+                            "a classifier.weights.h5 made by utils/analysis/features.py")
+        return config
+    network = feature_network(load_raw(settings), settings.limit)
+    objective = dataclasses.replace(config.objective, feature_network=str(network.weights_path.resolve()),
+                                    feature_classes=network.info["n_classes"])
+    return dataclasses.replace(config, objective=objective)
 
 
 def finish(model, data, run_dir, tensorboard=None, step=0):

@@ -5,7 +5,7 @@ import dataclasses
 import secrets
 from dataclasses import dataclass
 
-from models.settings import POSITIVE, POSITIVE_INT, NON_NEGATIVE_INT, Check, check_fields, setting
+from models.settings import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Check, check_fields, setting
 from utils.training import device
 
 BINARIZE = ("none", "static", "dynamic")
@@ -21,6 +21,8 @@ class TrainSettings:
     epochs: int = setting(200, "epochs in all", check=POSITIVE_INT)
     batch_size: int = setting(32, "images per training step", check=POSITIVE_INT)
     lr: float = setting(0.0005, "Adam's learning rate", check=POSITIVE)
+    lr_decay: float = setting(0.0, "Keras 2's decay: the learning rate at step t is lr / (1 + decay * t)",
+                              check=NON_NEGATIVE)
     seed: int | None = setting(None, "seeds Python, NumPy and the backend (default: drawn and recorded)",
                                check=NON_NEGATIVE_INT)
     limit: int | None = setting(None, "keep the first N training images (N/6 test, at least 100)", check=POSITIVE_INT)
