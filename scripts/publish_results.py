@@ -4,10 +4,12 @@
         --command "python run_experiments.py --suite all --dataset mnist_5k --seeds 5 --epochs 10 --jobs 2" \\
         --log suite.log
 
-Copies summary.md, summary.csv, losses.png and total_loss.png, and per variant the seed-0 run's
-latent-space and manifold figures (shrunk below 300 KB); the README gives the command, seeds,
-epochs, data, wall time (from the runner's log line "... s in all"), the CPU and software versions.
-Only what the suite folder measured is written: nothing is estimated.
+Copies summary.md, summary.csv and the suite's figures, per variant the seed-0 run's figures (shrunk
+below 300 KB), `samples.png` (the variants' seed-0 samples side by side) and, where the runs' samples
+were scored, the feature network's `info.json` (its accuracy and the Fréchet distance's scale) as
+`feature_network.json`. The README gives the command, seeds, epochs, data, wall time (from the
+runner's log line "... s in all"), the CPU and software versions. Only what the suite folder measured
+is written: nothing is estimated.
 """
 
 import argparse
@@ -17,16 +19,20 @@ import shutil
 import sys
 from pathlib import Path
 
-import pandas as pd
-from PIL import Image
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from PIL import Image  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
 from benchmarks.machine import machine_info, machine_line  # noqa: E402
 
 MAX_BYTES = 300_000
-SUITE_FILES = ("summary.md", "summary.csv", "losses.png", "total_loss.png")
-RUN_FIGURES = ("latent_space.png", "manifold.png")
+SUITE_FILES = ("summary.md", "summary.csv", "losses.png", "total_loss.png", "layers.png")  # layers.png: some suites
+SKIPPED_RUN_FIGURES = ("losses.png",)  # the suite's loss figures show every seed
 
 
 def copy_small_png(source, target, max_bytes=MAX_BYTES):
@@ -41,13 +47,34 @@ def copy_small_png(source, target, max_bytes=MAX_BYTES):
         scale *= 0.8
 
 
+def samples_side_by_side(figures, target):
+    """One row of the variants' sample grids ({variant: samples.png}), titled by variant."""
+    fig, axes = plt.subplots(1, len(figures), figsize=(3.2 * len(figures), 3.5), squeeze=False)
+    for ax, (variant, path) in zip(axes[0], figures.items()):
+        ax.imshow(Image.open(path))
+        ax.set_title(variant)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(target, dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    copy_small_png(target, target)
+
+
+def feature_network_info(feature_nets, params):
+    """The `info.json` of the feature network that scored runs with these `params`, or None."""
+    training = params["training"]
+    name = Path(training["dataset"]).name + (f"_limit{training['limit']}" if training.get("limit") else "")
+    path = Path(feature_nets) / name / "info.json"
+    return path if path.is_file() else None
+
+
 def wall_seconds(log):
     """The suite's wall time from the runner's last "N of M runs finished; S s in all" line, or None."""
     found = re.findall(r"runs finished; (\d+) s in all", Path(log).read_text(errors="replace")) if log else []
     return int(found[-1]) if found else None
 
 
-def publish(suite_dir, out, command, log=None):
+def publish(suite_dir, out, command, log=None, feature_nets=Path("run") / "feature_nets"):
     """Write `out` from `suite_dir`; returns the README text."""
     suite_dir, out = Path(suite_dir), Path(out)
     summary = pd.read_csv(suite_dir / "summary.csv")
@@ -56,15 +83,22 @@ def publish(suite_dir, out, command, log=None):
         raise SystemExit(f"{suite_dir} has no finished run to publish")
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for name in SUITE_FILES:
+        if not (suite_dir / name).is_file() and name == "layers.png":
+            continue
         if name.endswith(".png"):
             copy_small_png(suite_dir / name, out / name)
         else:
             shutil.copyfile(suite_dir / name, out / name)
+    samples = {}
     for variant, rows in finished.groupby("variant", sort=False):
         run_dir = suite_dir / rows.sort_values("seed").iloc[0]["run_dir"]
-        for name in RUN_FIGURES:
-            if (run_dir / "viz" / name).is_file():
-                copy_small_png(run_dir / "viz" / name, out / "figures" / f"{variant}_{name}")
+        for figure in sorted((run_dir / "viz").glob("*.png")):
+            if figure.name not in SKIPPED_RUN_FIGURES:
+                copy_small_png(figure, out / "figures" / f"{variant}_{figure.name}")
+        if (run_dir / "viz" / "samples.png").is_file():
+            samples[variant] = run_dir / "viz" / "samples.png"
+    if samples:
+        samples_side_by_side(samples, out / "samples.png")
     run_params = [json.loads((suite_dir / d / "params.json").read_text()) for d in finished["run_dir"]]
     params = run_params[0]
     commits = sorted({p.get("git_commit") or "?" for p in run_params})
@@ -72,6 +106,9 @@ def publish(suite_dir, out, command, log=None):
                            if "git_commit" in r} - set(commits))
     seconds = wall_seconds(log)
     training = params["training"]
+    info = feature_network_info(feature_nets, params) if "test_frechet_distance" in summary else None
+    if info:
+        shutil.copyfile(info, out / "feature_network.json")
     text = "\n".join([
         f"# {suite_dir.name}: measured results", "",
         "```bash", command, "```", "",
@@ -87,8 +124,13 @@ def publish(suite_dir, out, command, log=None):
         f"- Code: git commit {', '.join(commits)}"
         + (f"; resumed or extended with {', '.join(resumed_with)}" if resumed_with else "") + ".", "",
         "Files: `summary.md` (statistics, paired differences, the study's claims), `summary.csv` (a row per run), "
-        "`losses.png`, `total_loss.png` (means over seeds with min–max bands), and in `figures/` the seed-0 run's "
-        "latent space and 2-D manifold for each variant.", ""])
+        "`losses.png`, `total_loss.png` (means over seeds with min–max bands), "
+        + ("`layers.png` (figures per latent layer, means over seeds with 95 % CIs), " if (out / "layers.png").is_file()
+           else "")
+        + ("`samples.png` (each variant's seed-0 samples), " if samples else "")
+        + ("`feature_network.json` (the classifier that scored the samples: its test accuracy and the Fréchet "
+           "distance's scale), " if info else "")
+        + "and in `figures/` the seed-0 run's figures for each variant.", ""])
     (out / "README.md").write_text(text)
     return text
 
@@ -100,8 +142,10 @@ def main(argv=None):
     p.add_argument("out")
     p.add_argument("--command", required=True, help="the exact command that made the suite")
     p.add_argument("--log", help="the runner's output, for the wall time")
+    p.add_argument("--feature-nets", default=Path("run") / "feature_nets",
+                   help="where the feature networks that scored the runs are kept (default run/feature_nets)")
     args = p.parse_args(argv)
-    print(publish(args.suite_dir, args.out, args.command, args.log))
+    print(publish(args.suite_dir, args.out, args.command, args.log, args.feature_nets))
     return 0
 
 

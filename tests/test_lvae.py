@@ -121,6 +121,23 @@ def test_the_paper_model_and_its_baselines_are_presets():
     assert lvae.norm == "batch" and lvae.leaky_slope == 0.01 and preset_config("lvae_mnist").objective.warmup_epochs == 200
 
 
+def test_the_suite_figure_of_layers_shows_each_variants_mean_per_layer():
+    import pandas as pd
+    from types import SimpleNamespace
+    from utils.experiments.report import layer_figures, plot_layer_bars
+
+    frame = pd.DataFrame({"variant": ["ladder"] * 3 + ["deep"] * 3, "seed": [0, 1, 2] * 2,
+                          "test_active_units_layer1": [10, 12, 14, 9, 9, 9], "test_active_units_layer2": [4, 5, 6, 0, 0, 0],
+                          "test_kl_layer1": [20.0, 22, 24, 30, 30, 30], "test_kl_layer2": [3.0, 3, 3, None, None, None],
+                          "active_units": [14, 17, 20, 9, 9, 9]})
+    assert layer_figures(frame) == {"active_units": {1: "test_active_units_layer1", 2: "test_active_units_layer2"},
+                                    "kl": {1: "test_kl_layer1", 2: "test_kl_layer2"}}
+    fig = plot_layer_bars(frame, SimpleNamespace(variants=["ladder", "deep"]), "hierarchy")
+    heights = [[round(bar.get_height(), 6) for bar in ax.patches] for ax in fig.axes]
+    assert heights == [[12, 5, 9, 0], [22, 3, 30]]  # ladder's bars, then deep's; deep has no KL figure for z_2
+    assert plot_layer_bars(frame[["variant", "seed", "active_units"]], SimpleNamespace(variants=["ladder"]), "x") is None
+
+
 @pytest.mark.parametrize("flags, words", [
     (["--latent-sizes", "8,4,2"], "latent_sizes and block_widths need one entry per stochastic layer; got 3 and 2"),
     (["--latent-sizes", "8,0"], "--latent-sizes: must be comma-separated values, each a positive integer"),

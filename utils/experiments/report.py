@@ -1,8 +1,10 @@
 """What a suite's runs say: `summary.csv` (one row per run), `summary.md` (statistics over seeds and
-paired differences, with a plain reading) and the study's loss figures, `losses.png` and `total_loss.png`."""
+paired differences, with a plain reading), the study's loss figures, `losses.png` and `total_loss.png`,
+and, where the runs score each latent layer, `layers.png`."""
 
 import math
 import os
+import re
 
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
@@ -290,9 +292,50 @@ def plot_suite_curves(histories, panels, title):
     return fig
 
 
+LAYER_COLUMN = re.compile(r"^(?:test_)?(.+)_layer(\d+)$")  # e.g. test_kl_layer2: a figure of latent layer 2
+
+
+def layer_figures(frame):
+    """{figure name: {layer: column}} of the summary's per-layer columns (`<name>_layer<i>`)."""
+    found = {}
+    for column in frame.columns:
+        match = LAYER_COLUMN.match(column)
+        if match and frame[column].notna().any():
+            found.setdefault(match[1], {})[int(match[2])] = column
+    return {name: dict(sorted(layers.items())) for name, layers in found.items()}
+
+
+def plot_layer_bars(frame, request, title):
+    """One panel per per-layer figure (active units, KL, ...): a group of bars per latent layer, one bar
+    per variant, the mean over seeds with its 95 % CI; None when no run scores its layers."""
+    figures = layer_figures(frame)
+    if not figures:
+        return None
+    fig, axes = plt.subplots(1, len(figures), figsize=(5 * len(figures), 3.6), squeeze=False)
+    width = 0.8 / len(request.variants)
+    for ax, (name, layers) in zip(axes[0], figures.items()):
+        for k, variant in enumerate(request.variants):
+            rows = frame[frame["variant"] == variant]
+            ests = {layer: estimate(rows[column]) for layer, column in layers.items()}
+            ests = {layer: e for layer, e in ests.items() if e.n}
+            if not ests:
+                continue
+            x = [layer + (k - (len(request.variants) - 1) / 2) * width for layer in ests]
+            err = [[e.mean - e.low if e.has_ci else 0 for e in ests.values()],
+                   [e.high - e.mean if e.has_ci else 0 for e in ests.values()]]
+            ax.bar(x, [e.mean for e in ests.values()], width, yerr=err, capsize=2, label=variant)
+        ax.set_xticks(list(layers), [f"z_{layer}" for layer in layers])
+        ax.set_title(name.replace("_", " "))
+        ax.set_xlabel("latent layer (1: next to the data)")
+    axes[0][0].legend(frameon=False)
+    fig.suptitle(f"{title}: mean over seeds, 95 % CI")
+    fig.tight_layout()
+    return fig
+
+
 def write_report(request, folders):
-    """Write summary.csv, summary.md, losses.png and total_loss.png into the suite folder; returns the
-    summary frame. Figures are left out while no run has finished."""
+    """Write summary.csv, summary.md, losses.png, total_loss.png (and layers.png) into the suite folder;
+    returns the summary frame. Figures are left out while no run has finished."""
     suite_dir = folders.suite
     frame, histories = collect(request, folders)
     write_text(suite_dir / "summary.csv", frame.to_csv(index=False))
@@ -310,4 +353,7 @@ def write_report(request, folders):
         save_figure(plot_suite_curves(histories, [(t, TERM_LABELS.get(t, t)) for t in terms or ["loss"]], title),
                     suite_dir / "losses.png")
         save_figure(plot_suite_curves(histories, [("loss", "total loss")], title), suite_dir / "total_loss.png")
+        layers = plot_layer_bars(frame, request, title)
+        if layers is not None:
+            save_figure(layers, suite_dir / "layers.png")
     return frame
