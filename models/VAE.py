@@ -5,6 +5,7 @@ With a `ConvArchitecture` and the defaults this is the study's model, GDL_code's
 presets.py). The loss is `r_loss + beta * kl_loss [+ decoder_l2 * l2_loss]`, each per image.
 """
 
+import math
 from dataclasses import dataclass
 
 import keras
@@ -109,6 +110,11 @@ class VariationalAutoencoder(AutoencoderModel):
         length = self.config.objective.warmup_length(epochs)
         if length:
             self.kl_beta.assign(self.config.objective.beta * min(1.0, epoch / length))
+
+    def first_comparable_epoch(self, epochs):
+        """The first epoch with beta at its full value: a val_loss during the warm-up weighs the KL less, so
+        it would look best early."""
+        return math.ceil(self.config.objective.warmup_length(epochs)) + 1
 
     # --- the prior: N(0, I); a family with another prior overrides these three ---------------------------
     def prior_kl(self, mean, log_var):

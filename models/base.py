@@ -101,6 +101,11 @@ class AutoencoderModel(keras.Model):
     def on_epoch_start(self, epoch, epochs):
         """Called before each epoch (from 0) of a run of `epochs`, e.g. for a KL warm-up."""
 
+    def first_comparable_epoch(self, epochs):
+        """The first epoch (from 1) of a run of `epochs` whose val_loss is the final objective's (after any
+        warm-up); the best weights are chosen from there on."""
+        return 1
+
     def latent_grid(self, n):
         """An n x n grid of 2-D codes spanning the code distribution, for the manifold figure; None if the
         codes are not 2-D."""

@@ -19,6 +19,7 @@ from scripts.kill_resume_soak import check_run
 from utils.data.binarize import load_data
 from utils.runs.loading import load_model
 from utils.training.settings import TrainSettings
+from utils.training import callbacks as cb
 
 
 def _start(*args):
@@ -77,6 +78,32 @@ def test_kill_during_the_end_of_run_leaves_only_loadable_files(tmp_path):
     result = run_script("train_vae.py", "--resume", run_dir)
     assert result.returncode == 0, result.stderr[-2000:]
     check_run(run_dir, 2)
+
+
+def test_best_weights_are_chosen_only_once_the_warm_up_is_over(tmp_path):
+    """While beta warms up the KL weighs less, so early val_losses look best: before epoch `first` the latest
+    weights are kept, from it on the best."""
+    import keras
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
+    keeper = cb.BestWeights(tmp_path, first=3)
+    keeper.set_model(model)
+    (tmp_path / "models").mkdir()
+    keeper.on_train_begin()
+    kept = []
+    for epoch, val_loss in enumerate([1.0, 2.0, 3.0, 2.5, 2.8]):  # epochs 1..5; 1 and 2 in the warm-up
+        model.layers[0].kernel.assign([[epoch + 1.0]])
+        keeper.on_epoch_end(epoch, {"val_loss": val_loss})
+        model.load_weights(tmp_path / "models" / "model.weights.h5")
+        kept.append(float(model.layers[0].kernel.numpy()[0, 0]))
+    assert kept == [1, 2, 3, 4, 4]
+
+
+def test_a_warm_up_run_records_where_its_best_epoch_may_start(tmp_path):
+    run_dir = train_here("--preset", "conv_vae", "--epochs", 3, "--warmup-epochs", 2, "--seed", 0,
+                         "--run-root", tmp_path, *TINY)
+    params = json.loads((run_dir / "params.json").read_text())
+    assert params["best_from_epoch"] == 3 and params["result"]["best_epoch"] == 3
 
 
 def test_the_finished_run_holds_its_best_epochs_models(tmp_path):

@@ -45,7 +45,7 @@ def collect(request, folders):
             history = _read_history(run_dir / layout.HISTORY)
             if params.get("status") == "finished" and len(history):
                 histories.setdefault(variant, {})[seed] = history
-                row.update(_figures(history), **scores(run_dir))
+                row.update(_figures(history, params), **scores(run_dir))
         rows.append(row)
     extra = [c for row in rows for c in row if c not in COLUMNS + TAIL_COLUMNS]
     return pd.DataFrame(rows, columns=COLUMNS + list(dict.fromkeys(extra)) + TAIL_COLUMNS), histories
@@ -57,8 +57,8 @@ def _read_history(path):
     return pd.read_csv(path) if path.is_file() else pd.DataFrame()
 
 
-def _figures(history):
-    last, best = history.iloc[-1], history.loc[history["val_loss"].idxmin()]
+def _figures(history, params):
+    last, best = history.iloc[-1], layout.best_row(history, params)
     terms = ["loss", *loss_terms(history)]
     final = {f"final_{k}": float(last[k]) for k in [f"val_{t}" for t in terms] + terms if k in history}
     return {"epochs": int(last["epoch"]), "best_val_loss": float(best["val_loss"]),

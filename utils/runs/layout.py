@@ -80,6 +80,13 @@ def update_params(run_dir, **changes):
     return params
 
 
+def best_row(history, params):
+    """The epoch of `history` (training.csv) with the lowest val_loss among those that count: from
+    params.json's `best_from_epoch` on (after a KL warm-up); the last epoch while none does."""
+    counted = history[history["epoch"] >= params.get("best_from_epoch", 1)]
+    return counted.loc[counted["val_loss"].idxmin()] if len(counted) else history.iloc[-1]
+
+
 def model_file(run_dir, name):
     """The path of `name` (ENCODER, DECODER, WEIGHTS, CODE_GAUSSIAN) in the run's `models/`."""
     folder = Path(run_dir) / MODELS

@@ -108,7 +108,8 @@ def read_history(path):
 
 
 class BestWeights(keras.callbacks.Callback):
-    """Keep `models/model.weights.h5` at the epoch of lowest val_loss (one file, written atomically).
+    """Keep `models/model.weights.h5` at the epoch of lowest val_loss from epoch `first` (from 1) on, and at
+    the latest epoch before it, while a warm-up changes the loss (one file, written atomically).
 
     The exported `encoder.h5` and `decoder.h5` are written from these weights once, when training ends
     (`export_models`): exporting them at every improving epoch cost more than the epoch's training steps
@@ -116,18 +117,19 @@ class BestWeights(keras.callbacks.Callback):
     `training.csv`, so it survives a resume.
     """
 
-    def __init__(self, run_dir):
+    def __init__(self, run_dir, first=1):
         super().__init__()
-        self.run_dir = Path(run_dir)
+        self.run_dir, self.first = Path(run_dir), first
 
     def on_train_begin(self, logs=None):
         history = read_history(self.run_dir / layout.HISTORY)
-        self.best = float(history["val_loss"].min()) if len(history) else math.inf
+        counted = history[history["epoch"] >= self.first]["val_loss"]
+        self.best = float(counted.min()) if len(counted) else math.inf
 
     def on_epoch_end(self, epoch, logs=None):
         val_loss = float(logs.get("val_loss", math.nan))
-        if val_loss < self.best:
-            self.best = val_loss
+        if epoch + 1 < self.first or val_loss < self.best:
+            self.best = val_loss if epoch + 1 >= self.first else math.inf  # the first counted epoch is kept
             with atomic_path(layout.model_file(self.run_dir, layout.WEIGHTS), weights_size(self.model.weights)) as tmp:
                 self.model.save_weights(tmp)
 

@@ -137,7 +137,8 @@ def finish(model, data, run_dir, tensorboard=None, step=0):
 def _callbacks(run_dir, model, data, settings, data_listeners):
     callbacks = [cb.StopOnNonFiniteLoss(settings.batch_size), cb.EpochExtras(),
                  cb.EpochSchedule(model.on_epoch_start, *data_listeners),
-                 cb.HistoryCSV(run_dir / layout.HISTORY), cb.BestWeights(run_dir)]
+                 cb.HistoryCSV(run_dir / layout.HISTORY),
+                 cb.BestWeights(run_dir, model.first_comparable_epoch(settings.epochs))]
     tensorboard = run_dir / layout.TENSORBOARD if settings.tensorboard else None
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(tensorboard, histogram_freq=0, write_graph=False))
@@ -154,6 +155,7 @@ def _callbacks(run_dir, model, data, settings, data_listeners):
 
 def _train(run_dir, model, data, settings):
     compile_model(model, settings)
+    layout.update_params(run_dir, best_from_epoch=model.first_comparable_epoch(settings.epochs))
     x_train, batching, data_listeners = training_input(data.x_train, settings)
     callbacks, tensorboard = _callbacks(run_dir, model, data, settings, data_listeners)
     try:
@@ -214,7 +216,7 @@ def _mark_failed(run_dir, why):
 def run_result(run_dir):
     """Final and best figures of a run, from its `training.csv`."""
     history = cb.read_history(Path(run_dir) / layout.HISTORY)
-    last, best = history.iloc[-1], history.loc[history["val_loss"].idxmin()]
+    last, best = history.iloc[-1], layout.best_row(history, layout.read_params(run_dir))
     return {"epochs": int(last["epoch"]), "final_val_loss": float(last["val_loss"]),
             "best_val_loss": float(best["val_loss"]), "best_epoch": int(best["epoch"]),
             "train_seconds": float(history["train_seconds"].sum()), **device.gpu_peak_memory()}
