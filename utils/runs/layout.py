@@ -4,9 +4,10 @@
         params.json      settings, seed, versions, git commit, status, resume points
         training.csv     one row per epoch
         eval.json        likelihood and pixel-error figures (evaluate.py)
-        models/          model.weights.h5 (the whole model at the best val_loss so far; an AE's fitted
-                         code Gaussian with it), encoder.h5 and decoder.h5 (stock Keras, written from
-                         the best weights when training ends; older folders: code_gaussian.json)
+        models/          model.weights.h5 (the whole model at the best val_loss so far, after any KL
+                         warm-up; an AE's fitted code Gaussian with it), encoder.h5 and decoder.h5
+                         (stock Keras, written from the best weights when training ends; older
+                         folders: code_gaussian.json)
         backup/          Keras BackupAndRestore state for --resume (weights + optimizer, epoch)
         viz/             latent_space.png, reconstructions.png, samples.png, manifold.png, losses.png,
                          and a family's own figures (denoising.png, code_histogram.png)
