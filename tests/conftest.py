@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import keras
+import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,3 +103,18 @@ def local_suite(tmp_path_factory):
     done = run_script("run_experiments.py", *SUITE, "--out", out, "--jobs", "2", timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     return out, done.stdout
+
+
+def fake_run(runs_dir, number, variant, seed, status="finished", epochs=1, dataset="fashion_mnist", limit=300):
+    """A run folder with params.json and training.csv only (no models): what suites plan and summarise from."""
+    run_dir = Path(runs_dir) / f"{number:04d}_{dataset}_{variant}"
+    run_dir.mkdir(parents=True)
+    (run_dir / "params.json").write_text(json.dumps({
+        "variant": variant, "status": status, "n_train": limit, "n_test": 100,
+        "training": {"dataset": dataset, "epochs": epochs, "seed": seed, "limit": limit},
+        "result": {"epochs": epochs, "final_val_loss": 50.0}}))
+    losses = {"loss": 60.0, "r_loss": 55.0, "kl_loss": 5.0, "val_loss": 50.0 + seed, "val_r_loss": 45.0,
+              "val_kl_loss": 5.0}
+    pd.DataFrame([{"epoch": e + 1, **losses, "lr": 5e-4, "train_seconds": 1.0} for e in range(epochs)]).to_csv(
+        run_dir / "training.csv", index=False)
+    return run_dir

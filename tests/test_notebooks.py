@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-from conftest import REPO, run_script
+from conftest import REPO, fake_run
+from utils.experiments.suite import SuiteRequest
 
 NOTEBOOKS = REPO / "notebooks"
 TINY_SUITE = {"EPOCHS": 1, "SEEDS": 1, "DATASET": "fashion_mnist", "LIMIT": 300, "JOBS": 2}
@@ -92,13 +93,12 @@ def same_picture(a, b):
 
 @pytest.fixture(scope="module")
 def study_pool(tmp_path_factory):
-    """Every study variant trained once (1 seed, 1 epoch, 300 images) into a pool that suite folders beside it
-    share: the suite notebooks then find their runs there and train nothing."""
+    """A pool holding every study variant's seed 0 (run folders with their settings and loss logs, as
+    `--suite all --seeds 1 --epochs 1 --limit 300` leaves them), which suite folders beside it share: the
+    suite notebooks then find their runs there and train nothing. tests/test_suite.py trains real suites."""
     root = tmp_path_factory.mktemp("notebook_suites")
-    done = run_script("run_experiments.py", "--suite", "all", "--seeds", 1, "--epochs", 1, "--dataset",
-                      "fashion_mnist", "--limit", 300, "--jobs", 2, "--out", root / "all",
-                      timeout=900)
-    assert done.returncode == 0, done.stdout + done.stderr
+    for number, (variant, seed) in enumerate(SuiteRequest("all", 1).keys(), 1):
+        fake_run(root / "pool_fashion_mnist_limit300", number, variant, seed)
     return root
 
 
@@ -107,7 +107,7 @@ def study_pool(tmp_path_factory):
                                   "04_layernorm.ipynb"])
 def test_suite_notebook_shows_the_suites_figures_and_summary(study_pool, name):
     out = study_pool / name.split("_")[1].removesuffix(".ipynb")
-    nb = execute(name, {**TINY_SUITE, "SEEDS": 1, "OUT_DIR": str(out)})
+    nb = execute(name, {**TINY_SUITE, "SEEDS": 1, "OUT_DIR": str(out), "EVAL_SAMPLES": 0})
     assert "0 new;" in printed(nb) and "-> finished" not in printed(nb)  # the runs came from the shared pool
     assert outputs(nb, "image/png") == [base64.b64encode((out / f).read_bytes()).decode()
                                         for f in ("losses.png", "total_loss.png")]

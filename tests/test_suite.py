@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import run_experiments
-from conftest import SUITE, params, run_dirs, run_main
+from conftest import SUITE, fake_run, params, run_dirs, run_main
 from utils.analysis.stats import estimate, paired_difference, t975
 from utils.errors import UserError
 from utils.experiments.local import LocalBackend, slot_environments, train_command, visible_gpus
@@ -58,20 +58,6 @@ def test_paired_difference_uses_common_seeds_only():
 
 
 # ---- planning and devices, on fake run folders ----------------------------------------------------
-
-def fake_run(runs_dir, number, variant, seed, status="finished", epochs=1, dataset="fashion_mnist", limit=300):
-    run_dir = Path(runs_dir) / f"{number:04d}_{dataset}_{variant}"
-    run_dir.mkdir(parents=True)
-    (run_dir / "params.json").write_text(json.dumps({
-        "variant": variant, "status": status, "n_train": limit, "n_test": 100,
-        "training": {"dataset": dataset, "epochs": epochs, "seed": seed, "limit": limit},
-        "result": {"epochs": epochs, "final_val_loss": 50.0}}))
-    losses = {"loss": 60.0, "r_loss": 55.0, "kl_loss": 5.0, "val_loss": 50.0 + seed, "val_r_loss": 45.0,
-              "val_kl_loss": 5.0}
-    pd.DataFrame([{"epoch": e + 1, **losses, "lr": 5e-4, "train_seconds": 1.0} for e in range(epochs)]).to_csv(
-        run_dir / "training.csv", index=False)
-    return run_dir
-
 
 def request(**changes):
     settings = dict(suite="activations", seeds=2, epochs=1, dataset="fashion_mnist", limit=300,
