@@ -99,6 +99,7 @@ def test_best_weights_are_chosen_only_once_the_warm_up_is_over(tmp_path):
     assert kept == [1, 2, 3, 4, 4]
 
 
+@pytest.mark.slow
 def test_a_warm_up_run_records_where_its_best_epoch_may_start(tmp_path):
     run_dir = train_here("--preset", "conv_vae", "--epochs", 3, "--warmup-epochs", 2, "--seed", 0,
                          "--run-root", tmp_path, *TINY)
