@@ -9,9 +9,12 @@ p(x | z_1) Bernoulli (by default) from a block of z_1. Inference, `inference` se
 - `bottom-up`: the plain deep VAE, each layer inferred from the sample of the one below,
   q(z_i | z_{i-1}) = N from block_i(z_{i-1}).
 The loss is the reconstruction term plus one KL per layer, `kl_1` ... `kl_L`, each in closed form given the
-sampled parents, weighted by beta warming up from 0 (the official code: over 200 epochs). Variances are
-log-variances, as in the project's VAE, so a one-layer hierarchy is that VAE. Batch norm on every hidden
-layer and a leaky ReLU of slope 0.01 (Lasagne's default, which the official code used) by default.
+sampled parents, weighted by beta warming up from 0 (the official code: over 200 epochs). With two layers
+or more every variance is the paper's softplus(linear) (plus a floor of 1e-4, `SoftplusLogVariance`):
+bounded growth keeps the deep VAE's KLs, whose prior and posterior are not tied as the ladder's are, from
+overflowing (with the VAE's exp(linear) they reached 1e12 in its first epoch). A one-layer hierarchy keeps
+the project's log-variance head, so it is exactly the VAE. Batch norm on every hidden layer and a leaky
+ReLU of slope 0.01 (Lasagne's default, which the official code used) by default.
 """
 
 from dataclasses import dataclass
@@ -81,6 +84,8 @@ class HierarchyArchitecture(Architecture):
         hidden = self.dense_block(inputs, width, name, act)
         mean = layers.Dense(latent, name=f"{name}_mean")(hidden)
         log_var = layers.Dense(latent, name=f"{name}_log_var")(hidden)
+        if self.depth > 1:
+            log_var = SoftplusLogVariance(name=f"{name}_softplus_variance")(log_var)
         return keras.Model(inputs, [hidden, mean, log_var], name=name)
 
     def decoder_trunk(self, z):
@@ -92,6 +97,16 @@ class HierarchyArchitecture(Architecture):
         dense = layers.Dense(int(np.prod(self.input_shape)), activation=activation, name=f"{name}_dense")
         reshape = layers.Reshape(self.input_shape, name=name)
         return lambda x: reshape(dense(x))
+
+
+@keras.saving.register_keras_serializable(package="vae")
+class SoftplusLogVariance(layers.Layer):
+    """h -> log(softplus(h) + 1e-4): the log of the paper's variance softplus(h), floored."""
+
+    FLOOR = 1e-4
+
+    def call(self, inputs):
+        return ops.log(ops.softplus(inputs) + self.FLOOR)
 
 
 @keras.saving.register_keras_serializable(package="vae")

@@ -6,7 +6,7 @@ from models.AE import Autoencoder, CodeGaussian
 from models.config import ModelConfig, model_config
 from models.DFC import FeatureConsistentVAE
 from models.layers import Sampling
-from models.LVAE import HierarchyArchitecture, LadderVAE, PrecisionMerge
+from models.LVAE import HierarchyArchitecture, LadderVAE, PrecisionMerge, SoftplusLogVariance
 from models.normalization import FusedBatchNormalization
 from models.registry import FAMILIES, family_class, family_names, register_family
 from models.VAE import VariationalAutoencoder
@@ -19,5 +19,5 @@ def build_model(config):
 
 __all__ = ["FAMILIES", "Autoencoder", "CodeGaussian", "FeatureConsistentVAE", "FusedBatchNormalization", "FusedGELU",
            "HierarchyArchitecture",
-           "LadderVAE", "ModelConfig", "PrecisionMerge", "Sampling", "VariationalAutoencoder", "build_model",
+           "LadderVAE", "ModelConfig", "PrecisionMerge", "Sampling", "SoftplusLogVariance", "VariationalAutoencoder", "build_model",
            "family_class", "family_names", "model_config", "register_family"]

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -118,3 +119,16 @@ def fake_run(runs_dir, number, variant, seed, status="finished", epochs=1, datas
     pd.DataFrame([{"epoch": e + 1, **losses, "lr": 5e-4, "train_seconds": 1.0} for e in range(epochs)]).to_csv(
         run_dir / "training.csv", index=False)
     return run_dir
+
+
+def preset_as_recorded(preset, model):
+    """The preset's config as a run of it records it (28x28x1 images; an `auto` feature network becomes
+    the file the run used, which must exist)."""
+    from utils.experiments.presets import preset_config
+
+    expected = preset_config(preset).for_images((28, 28, 1))
+    if getattr(expected.objective, "feature_network", None) == "auto":
+        used = model.config.objective.feature_network
+        assert Path(used).is_file(), used
+        expected = replace(expected, objective=replace(expected.objective, feature_network=used))
+    return expected

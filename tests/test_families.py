@@ -6,8 +6,6 @@ import math
 import os
 import subprocess
 import sys
-from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,7 +13,7 @@ import pytest
 
 import evaluate
 import generate
-from conftest import REPO, TINY, numpy_of, run_main, train
+from conftest import REPO, TINY, numpy_of, preset_as_recorded, run_main, train
 from models import Autoencoder, VariationalAutoencoder, build_model, likelihoods, model_config, penalties
 from utils.experiments.presets import SYSTEM_PRESETS, preset_config
 from utils.runs.loading import load_model
@@ -196,12 +194,7 @@ def exercise_preset(preset, root, resume=True):
     model = load_model(run_dir)
     assert params["status"] == "finished" and len(params.get("resumes", [])) == resume
     assert not resume or params["resumes"][0]["from_epoch"] == 1
-    expected = preset_config(preset).for_images((28, 28, 1))
-    if getattr(expected.objective, "feature_network", None) == "auto":  # the run records the network it used
-        used = model.config.objective.feature_network
-        assert Path(used).is_file()
-        expected = replace(expected, objective=replace(expected.objective, feature_network=used))
-    assert model.config == expected
+    assert model.config == preset_as_recorded(preset, model)
     history = pd.read_csv(run_dir / "training.csv")
     assert list(history["epoch"]) == [1, 2] and list(history.columns) == history_columns(model.term_names())
     code, out, err = run_main(evaluate.main, run_dir, "--samples", 4, "--limit", 40)

@@ -18,7 +18,7 @@ import evaluate
 import generate
 import train as train_command
 from conftest import REPO, last_line, numpy_of, run_main, train
-from models import LadderVAE, VariationalAutoencoder, build_model, model_config, penalties
+from models import LadderVAE, SoftplusLogVariance, VariationalAutoencoder, build_model, model_config, penalties
 from models.gaussian import precision_weighted
 from utils.analysis.metrics import likelihood_figures
 from utils.experiments.presets import preset_config
@@ -45,6 +45,18 @@ def test_precision_weighted_merge_by_hand():
     np.testing.assert_allclose(numpy_of(got_log_var), [math.log(var)], rtol=1e-6)
     wide, _ = precision_weighted(*(np.array([v], "float32") for v in (3.0, 40.0, -1.0, -40.0)))  # one far sharper
     np.testing.assert_allclose(numpy_of(wide), [-1.0], atol=1e-6)
+
+
+def test_a_hierarchys_variances_are_the_papers_softplus_with_a_floor():
+    h = np.array([[-100.0, 0.0, 100.0]], "float32")
+    log_var = numpy_of(SoftplusLogVariance()(h))
+    np.testing.assert_allclose(log_var, np.log([[1e-4, np.log(2) + 1e-4, 100 + 1e-4]]), rtol=1e-5)
+    deep = build_model(model_config("lvae", latent_sizes=[3, 2], block_widths=[8, 8], inference="bottom-up"))
+    deep.build_all()
+    assert any(isinstance(layer, SoftplusLogVariance) for layer in deep.down[0].layers)
+    single = build_model(model_config("lvae", latent_sizes=[3], block_widths=[8]))
+    single.build_all()
+    assert not any(isinstance(layer, SoftplusLogVariance) for layer in single.up[0].layers)  # the VAE's head
 
 
 def test_each_layers_kl_is_the_closed_form_for_given_means_and_variances():
