@@ -133,6 +133,7 @@ def test_the_paper_model_and_its_baselines_are_presets():
     assert lvae.norm == "batch" and lvae.leaky_slope == 0.01 and preset_config("lvae_mnist").objective.warmup_epochs == 200
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["lvae_mnist", "deep_vae_mnist", "vae_mlp_mnist"])
 def test_the_paper_sized_presets_fit_a_step(preset):
     """The suite's presets build and take training steps with a finite loss and a KL per layer (lvae_small
