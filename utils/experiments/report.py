@@ -295,6 +295,9 @@ def plot_suite_curves(histories, panels, title):
 LAYER_COLUMN = re.compile(r"^(?:test_)?(.+)_layer(\d+)$")  # e.g. test_kl_layer2: a figure of latent layer 2
 
 
+LAYER_TITLES = {"active_units": "active units", "kl": "KL of the layer (nats)"}
+
+
 def layer_figures(frame):
     """{figure name: {layer: column}} of the summary's per-layer columns (`<name>_layer<i>`)."""
     found = {}
@@ -325,7 +328,7 @@ def plot_layer_bars(frame, request, title):
                    [e.high - e.mean if e.has_ci else 0 for e in ests.values()]]
             ax.bar(x, [e.mean for e in ests.values()], width, yerr=err, capsize=2, label=variant)
         ax.set_xticks(list(layers), [f"z_{layer}" for layer in layers])
-        ax.set_title(name.replace("_", " "))
+        ax.set_title(LAYER_TITLES.get(name, name.replace("_", " ")))
         ax.set_xlabel("latent layer (1: next to the data)")
     axes[0][0].legend(frameon=False)
     fig.suptitle(f"{title}: mean over seeds, 95 % CI")
