@@ -132,3 +132,22 @@ def preset_as_recorded(preset, model):
         assert Path(used).is_file(), used
         expected = replace(expected, objective=replace(expected.objective, feature_network=used))
     return expected
+
+
+def kill_after_first_epoch(preset, run_root, folder, *args):
+    """Start `train.py --preset preset --epochs 3` in a process, SIGKILL it once its first epoch's backup is
+    written, and return the run folder (`run_root / folder`)."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), "--preset", preset, "--epochs", "3",
+                             "--seed", "0", "--run-root", str(run_root), *args], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    backup = Path(run_root) / folder / "backup" / "training_metadata.json"
+    deadline = time.time() + 300
+    while not backup.is_file():
+        assert proc.poll() is None and time.time() < deadline, "no epoch finished before the kill"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return backup.parent.parent

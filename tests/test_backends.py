@@ -5,10 +5,8 @@ and decode the same on the others."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from importlib.util import find_spec
 
 import keras
@@ -17,7 +15,7 @@ import pytest
 
 import evaluate
 import generate
-from conftest import REPO, last_line, preset_as_recorded, run_main, train
+from conftest import REPO, kill_after_first_epoch, last_line, preset_as_recorded, run_main, train
 from utils.experiments.presets import PRESETS, preset_config
 from utils.runs.loading import load_model
 
@@ -51,17 +49,7 @@ def test_every_preset_trains_resumes_evaluates_and_generates(preset, tmp_path):
 @pytest.mark.slow
 @on_other_backends
 def test_a_run_killed_mid_training_resumes_on_its_backend(tmp_path):
-    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), "--preset", "gelu_full_bn_before", "--epochs", "3",
-                             "--seed", "0", "--run-root", str(tmp_path), *SMALL], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    backup = tmp_path / "0001_fashion_mnist_gelu_full_bn_before" / "backup" / "training_metadata.json"
-    deadline = time.time() + 300
-    while not backup.is_file():
-        assert proc.poll() is None and time.time() < deadline, "no epoch finished before the kill"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    run_dir = backup.parent.parent
+    run_dir = kill_after_first_epoch("gelu_full_bn_before", tmp_path, "0001_fashion_mnist_gelu_full_bn_before", *SMALL)
     assert train("--resume", run_dir) == run_dir
     params = json.loads((run_dir / "params.json").read_text())
     assert params["status"] == "finished" and params["resumes"][0]["from_epoch"] >= 1

@@ -5,10 +5,8 @@ exported and loaded in a fresh process; bad settings end in one line each."""
 
 import json
 import math
-import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
@@ -17,7 +15,7 @@ import pytest
 import evaluate
 import generate
 import train as train_command
-from conftest import REPO, last_line, numpy_of, run_main, train
+from conftest import REPO, kill_after_first_epoch, last_line, numpy_of, run_main, train
 from models import LadderVAE, SoftplusLogVariance, VariationalAutoencoder, build_model, model_config, penalties
 from models.gaussian import precision_weighted
 from utils.analysis.metrics import likelihood_figures
@@ -193,17 +191,7 @@ print(len(outputs))
 
 @pytest.mark.slow
 def test_lvae_small_trains_resumes_after_a_kill_scores_samples_and_loads_in_a_fresh_process(tmp_path):
-    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), "--preset", "lvae_small", "--epochs", "3",
-                             "--seed", "0", "--run-root", str(tmp_path), *SMALL], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    backup = tmp_path / "0001_mnist_5k_lvae_small" / "backup" / "training_metadata.json"
-    deadline = time.time() + 300
-    while not backup.is_file():
-        assert proc.poll() is None and time.time() < deadline, "no epoch finished before the kill"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    run_dir = backup.parent.parent
+    run_dir = kill_after_first_epoch("lvae_small", tmp_path, "0001_mnist_5k_lvae_small", *SMALL)
     assert train("--resume", run_dir, "--eval-samples", 20) == run_dir
     params = json.loads((run_dir / "params.json").read_text())
     assert params["status"] == "finished" and params["resumes"][0]["from_epoch"] >= 1
