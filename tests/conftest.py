@@ -106,6 +106,18 @@ def local_suite(tmp_path_factory):
     return out, done.stdout
 
 
+SHARED_BY_ONE_WORKER = {"local_suite", "cluster"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (`-n 2 --dist loadgroup`, pyproject.toml), the tests of the real suite and of the Ray
+    cluster run on one worker, so that each session fixture they share is made once."""
+    for item in items:
+        if SHARED_BY_ONE_WORKER & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("suite"))
+
+
 def fake_run(runs_dir, number, variant, seed, status="finished", epochs=1, dataset="fashion_mnist", limit=300):
     """A run folder with params.json and training.csv only (no models): what suites plan and summarise from."""
     run_dir = Path(runs_dir) / f"{number:04d}_{dataset}_{variant}"

@@ -122,7 +122,12 @@ MAINS = {"train": train.main, "train_vae": lambda argv: train.main(argv, family=
          "evaluate": evaluate.main}
 
 
-@pytest.mark.parametrize("command,args,words", CASES, ids=[f"{c}:{' '.join(map(str, a))[:30]}" for c, a, _ in CASES])
+def case_id(command, args):
+    """A test id that names a file-making argument by its function (ids must match across xdist workers)."""
+    return f"{command}:{' '.join(a.__name__ if callable(a) else str(a) for a in args)[:30]}"
+
+
+@pytest.mark.parametrize("command,args,words", CASES, ids=[case_id(c, a) for c, a, _ in CASES])
 def test_bad_input_is_one_clear_line(command, args, words, tmp_path, trained_run):
     args = [trained_run / "models" / "encoder.h5" if a == "ENCODER" else a(tmp_path) if callable(a) else a
             for a in args]

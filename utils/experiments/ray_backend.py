@@ -15,10 +15,10 @@ import socket
 import time
 import uuid
 from contextlib import contextmanager
-from pathlib import Path
 
 from utils.errors import UserError
 from utils.experiments.local import GPU_SHARING, Attempt, Backend, start_training, thread_environment
+from utils.experiments.ray_probe import node_where, write_probes
 
 # Settings of the driver's environment that decide what a run is and how it computes (the Keras backend,
 # XLA's flags, families kept outside the project and where they are found); the local backend's processes
@@ -115,7 +115,7 @@ class RayBackend(Backend):
         ray, token = self.ray, uuid.uuid4().hex[:12]
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        probe = ray.remote(_write_probes)
+        probe = ray.remote(write_probes)
         refs = [probe.options(num_cpus=0, max_retries=0,
                               scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
                 .remote([str(folders.suite), str(folders.pool)], token) for n in self.nodes]
@@ -188,13 +188,6 @@ def _positive(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
-def _node():
-    import ray
-
-    node_id = ray.get_runtime_context().get_node_id()
-    return node_id, f"{socket.gethostname()} (Ray node {node_id[:8]})"
-
-
 def _appears(path, wait=PROBE_WAIT):
     deadline = time.monotonic() + wait
     while not path.is_file():
@@ -205,25 +198,10 @@ def _appears(path, wait=PROBE_WAIT):
     return True
 
 
-def _write_probes(folders, token):
-    """Runs on a node: write `.probe-<token>-<node id>` into each folder; returns (node id, where, errors)."""
-    node_id, where = _node()
-    errors = []
-    for folder in map(Path, folders):
-        if not folder.is_dir():
-            errors.append(f"has no folder {folder}")
-            continue
-        try:
-            (folder / f".probe-{token}-{node_id}").write_text(where)
-        except OSError as e:
-            errors.append(f"cannot write to {folder} ({e.strerror or e})")
-    return node_id, where, errors
-
-
 def _train(job, request, folders, env):
     """Runs on a node: one attempt at `job`, as the local backend would start it; (exit status, seconds)."""
     start = time.perf_counter()
-    process, log = start_training(job, request, folders, env, where=_node()[1])
+    process, log = start_training(job, request, folders, env, where=node_where()[1])
     try:
         return process.wait(), time.perf_counter() - start
     finally:
