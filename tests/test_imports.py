@@ -1,9 +1,11 @@
 """Layers point one way: `models/` imports nothing from `utils/`, no module imports itself back through others
 (every import counts, those inside functions too), no module edits sys.path, and no code outside `models/`
-asks which family it holds."""
+asks which family it holds; the Ray probe that every node imports starts no framework."""
 
 import ast
 import re
+import subprocess
+import sys
 
 from conftest import REPO
 
@@ -101,3 +103,11 @@ def test_no_family_name_is_compared_outside_models():
                  if package_of(name) != "models" for number, line in enumerate(path.read_text().splitlines(), 1)
                  if comparison.search(line)]
     assert offenders == []
+
+
+def test_the_ray_probe_imports_no_framework():
+    """Every Ray node imports the probe's module to run it: it must not start Keras or a backend."""
+    done = subprocess.run([sys.executable, "-c", "import sys, utils.experiments.ray_probe; "
+                           "print(sorted({'keras', 'tensorflow', 'jax', 'torch', 'numpy'} & set(sys.modules)))"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
