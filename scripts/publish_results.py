@@ -110,7 +110,7 @@ def publish(suite_dir, out, command, log=None, feature_nets=Path("run") / "featu
     if info:
         shutil.copyfile(info, out / "feature_network.json")
     text = "\n".join([
-        f"# {suite_dir.name}: measured results", "",
+        f"# {out.name}: measured results", "",
         "```bash", command, "```", "",
         f"- Runs: {len(finished)} of {len(summary)} finished; variants {', '.join(finished['variant'].unique())}; "
         f"seeds {', '.join(map(str, sorted(finished['seed'].unique())))}.",
