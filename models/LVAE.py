@@ -244,10 +244,10 @@ class LadderVAE(VariationalAutoencoder):
     def latent_grid(self, n):
         return None  # z_1's marginal under the hierarchy is not a Gaussian to take quantiles of
 
-    def log_importance_weights(self, images, samples, rng):
+    def log_importance_weights(self, images, samples, rng, likelihood=None):
         """log p(x | z_1) + sum_i log p(z_i | z_{i+1}) + log p(z_L) - sum_i log q(z_i | .) for each of the
         `samples` draws of the whole hierarchy."""
-        objective, kind, sizes = self.config.objective, self.likelihood_name, self.config.architecture.latent_sizes
+        likelihood, sizes = likelihood or self.training_likelihood(), self.config.architecture.latent_sizes
         x = np.asarray(images, dtype="float32")
         noise = [rng.standard_normal((samples, len(x), size)).astype("float32") for size in sizes]
         per_call = max(1, DECODES_PER_CALL // len(x))
@@ -258,14 +258,13 @@ class LadderVAE(VariationalAutoencoder):
                 x_rep = np.broadcast_to(x[None], (k,) + x.shape).reshape((-1,) + x.shape[1:])
                 eps = [ops.convert_to_tensor(n[start:start + k].reshape(-1, n.shape[-1])) for n in noise]
                 inferred = self.infer(x_rep, noise=eps)
-                log_w = likelihoods.log_likelihood(kind, x_rep, self.decoder(inferred["z"][0], training=False),
-                                                   objective.sigma)
-                log_w += log_standard_normal(inferred["z"][-1])
+                log_w = log_standard_normal(inferred["z"][-1])
                 for i in range(len(sizes)):
                     log_w -= log_normal(inferred["z"][i], inferred["q_mean"][i], inferred["q_log_var"][i])
                     if i < len(sizes) - 1:
                         log_w += log_normal(inferred["z"][i], inferred["p_mean"][i], inferred["p_log_var"][i])
-                chunks.append(to_numpy(ops.reshape(log_w, (k, len(x)))))
+                log_px_z = likelihood.log_prob(x_rep, self.decoder(inferred["z"][0], training=False))
+                chunks.append(log_px_z.reshape(k, len(x)) + to_numpy(ops.reshape(log_w, (k, len(x)))))
         return np.concatenate(chunks)
 
     def latent_summary(self, images, batch_size=500):

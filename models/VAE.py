@@ -13,7 +13,7 @@ import numpy as np
 from keras import layers, ops
 
 from models import likelihoods, penalties
-from models.base import AutoencoderModel, batches, no_gradients, to_numpy
+from models.base import AutoencoderModel, batches, first, no_gradients, to_numpy
 from models.gaussian import log_normal, log_standard_normal, quantile_grid
 from models.layers import Sampling
 from models.registry import register_family
@@ -133,14 +133,27 @@ class VariationalAutoencoder(AutoencoderModel):
         """The prior's normal quantiles on each axis of a 2-D latent space."""
         return quantile_grid(n) if self.config.z_dim == 2 else None
 
-    @property
-    def likelihood_name(self):
-        """Its own likelihood, or Bernoulli pixel means for a run trained with mse/rmse."""
-        return likelihoods.scoring_likelihood(self.config.objective.loss)
+    def scoring_likelihood(self, binary, validation_images):
+        """Bernoulli on binary data; on grey data a discretized Gaussian with the model's own sigma, or (mse, rmse,
+        bce) one sigma fitted on the validation images: the root mean squared error of their reconstructions
+        from one posterior draw each, the sigma that maximises a Gaussian decoder's expected log-likelihood."""
+        objective = self.config.objective
 
-    def log_importance_weights(self, images, samples, rng):
+        def fitted():
+            with no_gradients():
+                errors = [np.square(b - to_numpy(first(self.forward(b)["outputs"]))).mean(axis=tuple(range(1, b.ndim)))
+                          for b in batches(validation_images, 1000)]
+            return float(np.sqrt(np.concatenate(errors).mean())), f"fitted on {len(validation_images)} validation images"
+
+        return likelihoods.scoring_likelihood(objective.loss, binary, objective.sigma, fitted)
+
+    def training_likelihood(self):
+        """The `Likelihood` the loss maximises (a ValueError for mse/rmse)."""
+        return likelihoods.training_likelihood(self.config.objective.loss, self.config.objective.sigma)
+
+    def log_importance_weights(self, images, samples, rng, likelihood=None):
         """log p(x | z_k) + log p(z_k) - log q(z_k | x) for z_k = mu + sigma * eps_k, eps_k ~ N(0, I)."""
-        objective, kind = self.config.objective, self.likelihood_name
+        likelihood = likelihood or self.training_likelihood()
         x = np.asarray(images, dtype="float32")
         eps = rng.standard_normal((samples, len(x), self.config.z_dim)).astype("float32")
         chunks = []
@@ -152,8 +165,8 @@ class VariationalAutoencoder(AutoencoderModel):
                 z = mu[None] + ops.exp(0.5 * log_var)[None] * ops.convert_to_tensor(eps_chunk)  # k x B x z_dim
                 outputs = self.decoder(ops.reshape(z, (-1, self.config.z_dim)), training=False)
                 x_rep = np.broadcast_to(x[None], (k,) + x.shape).reshape((-1,) + x.shape[1:])
-                log_px_z = ops.reshape(likelihoods.log_likelihood(kind, x_rep, outputs, objective.sigma), (k, -1))
-                chunks.append(to_numpy(log_px_z + self.log_prior(z) - log_normal(z, mu[None], log_var[None])))
+                log_px_z = likelihood.log_prob(x_rep, outputs).reshape(k, -1)
+                chunks.append(log_px_z + to_numpy(self.log_prior(z) - log_normal(z, mu[None], log_var[None])))
         return np.concatenate(chunks)
 
     def latent_summary(self, images):

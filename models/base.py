@@ -9,7 +9,7 @@ supplies:
 - `term_names()` and `loss_terms(images, outputs)`: its loss as named per-image terms and their weights;
 - `encoder_outputs` (the encoder's outputs by name) and `code_name` (the one `decode` takes);
 - `sample_codes(n, rng)`: codes to decode into new images.
-It may override `log_importance_weights` (with `has_likelihood`), `latent_summary`, `diagnostics`,
+It may override `log_importance_weights` and `scoring_likelihood` (with `has_likelihood`), `latent_summary`, `diagnostics`,
 `fit_code_distribution`, `latent_grid`, `on_epoch_start` and `check_config`.
 
 Keras's own train and test steps call `compute_loss`, on every backend. Trackers are named after the
@@ -75,13 +75,14 @@ class AutoencoderModel(keras.Model):
         """`n` codes to decode into new images, drawn with the NumPy generator `rng`."""
         raise NotImplementedError
 
-    def log_importance_weights(self, images, samples, rng):
-        """(samples, images) array of log p(x, z_k) - log q(z_k | x) for `samples` draws from q, in nats."""
+    def log_importance_weights(self, images, samples, rng, likelihood=None):
+        """(samples, images) array of log p(x, z_k) - log q(z_k | x) for `samples` draws from q, in nats, with
+        p(x | z) the `models.likelihoods.Likelihood` given (None: the one the model trains on)."""
         raise NotImplementedError(f"a {self.config.family} has no likelihood to estimate")
 
-    @property
-    def likelihood_name(self):
-        """The likelihood `log_importance_weights` scores with (e.g. `bce`), or None."""
+    def scoring_likelihood(self, binary, validation_images):
+        """The `models.likelihoods.Likelihood` that scores this model on data that are `binary` or 8-bit grey
+        (anything it fits, it fits on `validation_images`); None without a likelihood."""
         return None
 
     def latent_summary(self, images):

@@ -1,18 +1,23 @@
 """Scoring a run: the figures of its model (its best epoch) on its dataset's test images, added to its
 `eval.json`, one entry per setting. `evaluate.py` is the command; a training run scores itself at its end
-when its settings ask (`--eval-samples`), with the model and data it already holds."""
+when its settings ask (`--eval-samples`), with the model and data it already holds. The test images are
+touched here only: training, the best epoch and the figures use the validation images."""
 
 import json
 import time
 from pathlib import Path
 
+import keras
+import numpy as np
+
+from models.likelihoods import is_binary
 from utils.analysis import metrics
 from utils.analysis.features import feature_network
 from utils.atomic import write_json
 from utils.data.binarize import load_data, load_raw
 from utils.runs import layout, provenance
 from utils.runs.loading import load_model
-from utils.training.settings import TrainSettings
+from utils.training.settings import recorded_settings
 
 
 SAMPLE_SEED = 0  # the samples scored are the same for every evaluation of a run
@@ -30,17 +35,20 @@ def evaluate_run(run_dir, samples=100, binarize=False, limit=None, model=None, d
     reconstructions, spread of classes, against the data as they are (not binarized)."""
     start = time.perf_counter()
     model = model or load_model(run_dir)
-    settings = TrainSettings(**layout.read_params(run_dir)["training"])
+    params = layout.read_params(run_dir)
+    settings = recorded_settings(params)
     data = data or load_data(settings)
-    x_test = data.x_test[:limit] if limit else data.x_test
+    x_test, x_val = (data.x_test[:limit] if limit else data.x_test), data.x_val
     if binarize:
-        x_test = (x_test > 0.5).astype("float32")
-    figures = {"family": model.config.family, "pixel_mse": metrics.reconstruction_mse(model, x_test)}
+        x_test, x_val = ((x > 0.5).astype("float32") for x in (x_test, x_val))
+    validated_on = (params.get("validation") or {}).get("source", "test images")
+    figures = {"family": model.config.family, "validated_on": validated_on,
+               "pixel_mse": metrics.reconstruction_mse(model, x_test), **objective_figures(model, x_test)}
     if model.has_likelihood:
-        figures.update(likelihood=model.likelihood_name, **metrics.likelihood_figures(model, x_test, samples=samples))
+        figures.update(likelihood_scores(model, x_test, x_val, samples))
         figures.update(model.latent_summary(x_test))
     if data.y_test is not None:
-        raw = data if settings.binarize == "none" else load_raw(settings)
+        raw = load_raw(settings)  # the images as they are, with every training image the feature network saw
         test, labels = raw.x_test[:len(x_test)], raw.y_test[:len(x_test)]
         network = feature_network(raw, settings.limit)
         figures.update(network.sample_scores(test, labels, model.sample(len(test), SAMPLE_SEED),
@@ -55,15 +63,47 @@ def evaluate_run(run_dir, samples=100, binarize=False, limit=None, model=None, d
     return key, figures
 
 
+def objective_figures(model, images, batch_size=500):
+    """The model's own training objective (`loss`, and each term) on `images`, mean per image, at the weights
+    scored: the study's loss on the test images, from the same checkpoint as every other figure (one draw of
+    the codes per image, seeded)."""
+    keras.utils.set_random_seed(SAMPLE_SEED)
+    totals, terms = [], {}
+    for start in range(0, len(images), batch_size):
+        total, parts = model.per_sample_losses(np.asarray(images[start:start + batch_size], dtype="float32"))
+        totals.append(keras.ops.convert_to_numpy(total))
+        for name, value in parts.items():
+            terms.setdefault(name, []).append(keras.ops.convert_to_numpy(value))
+    return {"loss": float(np.concatenate(totals).mean()),
+            **{f"loss_{name}": float(np.concatenate(values).mean()) for name, values in terms.items()}}
+
+
+def likelihood_scores(model, x_test, x_val, samples):
+    """ELBO, NLL (nats per image) and bits per dimension of a likelihood of the data as they are, and the
+    check of K (models/likelihoods.py: which likelihood, and why)."""
+    likelihood = model.scoring_likelihood(is_binary(x_test), x_val)
+    return {"likelihood": likelihood.name, "likelihood_kind": likelihood.kind,
+            **metrics.likelihood_figures(model, x_test, samples, likelihood),
+            **metrics.k_check(model, x_test, samples, likelihood)}
+
+
 def describe(key, figures):
     """One line of figures."""
-    text = f"{key}: pixel MSE {figures['pixel_mse']:.5f}"
-    if "nll" in figures:
-        text += (f", ELBO {figures['elbo']:.2f} nats, NLL {figures['nll']:.2f} nats ({figures['likelihood']}, "
-                 f"importance-sampled, {figures['samples']} samples)")
+    text = f"{key}: pixel MSE {figures['pixel_mse']:.5f}, loss {figures['loss']:.4g}" if "loss" in figures \
+        else f"{key}: pixel MSE {figures['pixel_mse']:.5f}"
+    if "bpd" in figures:
+        change = figures["k_check_change"]
+        text += (f", {figures['bpd']:.4f} bits/dim (NLL {figures['nll']:.2f} nats, ELBO {figures['elbo']:.2f} nats; "
+                 f"{figures['likelihood']}; K = {figures['samples']} importance samples, "
+                 f"{metrics.K_CHECK_FACTOR}K moves it {change:+.3f} nats on {figures['k_check_images']} images"
+                 + (": raise --samples" if abs(change) > 0.1 else "") + ")")
+    elif "nll" not in figures:
+        text += f", no likelihood (a {figures['family']} has none)"
     if "active_units" in figures:
         text += f", {figures['active_units']} active units"
     if "frechet_distance" in figures:
         text += (f", Fréchet distance {figures['frechet_distance']:.2f}, reconstructions classified right "
                  f"{figures['reconstruction_accuracy']:.1%}, class entropy of samples {figures['class_entropy']:.3f}")
+    if figures.get("validated_on") == "test images":
+        text += " [validated on the test images: made before the validation split]"
     return text

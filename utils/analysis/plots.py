@@ -52,9 +52,9 @@ def principal_components(points, k=2):
     return centred @ vt[:k].T
 
 
-def plot_latent_space(mu, labels=None, class_names=None):
-    """Scatter of the encoder means (not sampled z, so the picture is the same every call), coloured
-    by label, with a legend of `class_names` when the dataset has them."""
+def plot_latent_space(mu, labels=None, class_names=None, images="test"):
+    """Scatter of the encoder means (not sampled z, so the picture is the same every call) of `images`
+    ("test", "validation"), coloured by label, with a legend of `class_names` when the dataset has them."""
     fig, ax = plt.subplots(figsize=(7, 6))
     if mu.shape[1] == 1:
         y = labels if labels is not None else np.zeros(len(mu))
@@ -71,13 +71,15 @@ def plot_latent_space(mu, labels=None, class_names=None):
         ax.legend(handles, legend, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
     elif labels is not None:
         fig.colorbar(scatter, ax=ax, label="label")
-    ax.set(xlabel=names[0], ylabel=names[1], title=f"Latent means of {len(mu)} test images")
+    ax.set(xlabel=names[0], ylabel=names[1], title=f"Latent means of {len(mu)} {images} images")
     return fig
 
 
-def plot_reconstructions(originals, reconstructions, train_originals=None, train_reconstructions=None):
-    """Test images over their reconstructions; with training images, those (and theirs) above."""
-    pairs = [("test", originals, reconstructions)]
+def plot_reconstructions(originals, reconstructions, train_originals=None, train_reconstructions=None,
+                         images="test"):
+    """Held-out images (`images`: "test", "validation") over their reconstructions; with training images,
+    those (and theirs) above."""
+    pairs = [(images, originals, reconstructions)]
     if train_originals is not None:
         pairs.insert(0, ("training", train_originals, train_reconstructions))
     n = len(originals)

@@ -4,7 +4,7 @@
 `load_data(settings)` gives the dataset a run trains on; `training_input` what `fit` gets. Dynamic
 binarization is a `keras.utils.PyDataset`, so it runs on every backend: batch b of epoch e is drawn from
 a NumPy generator seeded with (seed, e, b), and the epoch's order from (seed, e), so a resumed run sees the
-same images as an uninterrupted one.
+same images as an uninterrupted one. The validation images are binarized like the test images, once.
 """
 
 import math
@@ -12,9 +12,10 @@ import math
 import keras
 import numpy as np
 
-from utils.data.loaders import load_dataset
+from utils.data.loaders import load_dataset, with_validation
 
 TEST_SEED = 0  # the test images of a dynamically binarized run are drawn once with this seed
+VALIDATION_DRAW = 1  # ... and its validation images with the seed (TEST_SEED, VALIDATION_DRAW)
 
 
 def load_raw(settings):
@@ -24,14 +25,25 @@ def load_raw(settings):
 
 
 def load_data(settings):
-    """The dataset `settings` name, binarized statically or (the test images, once) dynamically."""
+    """The dataset `settings` name with its validation split (`val_fraction`), binarized statically or (the
+    validation and test images, once) dynamically."""
     data = load_raw(settings)
+    data = with_validation(data, settings.val_fraction)
     if settings.binarize == "static":
-        data.x_train, data.x_test = ((x > 0.5).astype("float32") for x in (data.x_train, data.x_test))
-    elif settings.binarize == "dynamic":  # a fixed sample of the test set, so validation is comparable
-        rng = np.random.default_rng(TEST_SEED)
-        data.x_test = (rng.random(data.x_test.shape, dtype="float32") < data.x_test).astype("float32")
+        data.x_train, data.x_val, data.x_test = ((x > 0.5).astype("float32")
+                                                 for x in (data.x_train, data.x_val, data.x_test))
+    elif settings.binarize == "dynamic":  # fixed samples, so every epoch's validation is comparable
+        data.x_test = _drawn(data.x_test, TEST_SEED)
+        data.x_val = _drawn(data.x_val, [TEST_SEED, VALIDATION_DRAW])
+    if not settings.val_fraction:  # validated on the test images, as runs made before the split were
+        data.x_val = data.x_test
     return data
+
+
+def _drawn(images, seed):
+    """Bernoulli pixels of `images`' intensities, drawn once with `seed`."""
+    rng = np.random.default_rng(seed)
+    return (rng.random(images.shape, dtype="float32") < images).astype("float32")
 
 
 class DynamicBinarization(keras.utils.PyDataset):

@@ -20,6 +20,7 @@ folders and `.npy` files hold out `test_share` (default 0.1).
 """
 
 import gzip
+import hashlib
 import os
 import pickle
 from dataclasses import dataclass, replace
@@ -36,6 +37,7 @@ FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SPLIT_SEED = 0
+VALIDATION_SEED = 1  # the validation split's seed: fixed, so paired runs share their validation images
 DEFAULT_TEST_SHARE = 0.1
 PICKLE_SUFFIXES = (".pkl", ".pickle")
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -45,7 +47,8 @@ _IDX_FILES = {"x_train": "train-images-idx3-ubyte.gz", "y_train": "train-labels-
 
 @dataclass
 class Dataset:
-    """Training and test images (float32, N x H x W x C, in [0, 1]), their labels and class names, or None."""
+    """Training, test and validation images (float32, N x H x W x C, in [0, 1]), their labels and class names
+    (or None). Until `with_validation` holds some out, the validation images are the test images."""
 
     name: str
     x_train: np.ndarray
@@ -53,6 +56,14 @@ class Dataset:
     y_train: np.ndarray | None = None
     y_test: np.ndarray | None = None
     class_names: tuple[str, ...] | None = None
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    validation: dict | None = None  # how the validation images were chosen, for params.json
+
+    def __post_init__(self):
+        if self.x_val is None:
+            self.x_val, self.y_val = self.x_test, self.y_test
+            self.validation = {"source": "test images", "n": len(self.x_test)}
 
     @property
     def image_shape(self):
@@ -108,6 +119,24 @@ def load_dataset(name_or_path, limit=None, *, image_size=None, color=None, test_
     return _limited(data, limit) if limit else data
 
 
+def with_validation(data, fraction, seed=VALIDATION_SEED):
+    """`data` with `fraction` of its training images (stratified by label where there are labels) moved to
+    the validation set; `fraction` 0 keeps validating on the test images, as runs made before the split did."""
+    if not fraction:
+        return data
+    labels = np.zeros(len(data.x_train)) if data.y_train is None else data.y_train
+    train, val = stratified_split(labels, test_share=fraction, seed=seed)
+    if len(train) == 0 or len(val) == 0:
+        raise UserError(f"{len(data.x_train)} training images are too few to hold out a validation share of "
+                        f"{fraction}: add images (a larger --limit) or change --val-fraction")
+    pick = lambda a, idx: None if a is None else a[idx]
+    digest = hashlib.sha256(np.sort(val).astype("int64").tobytes()).hexdigest()[:16]
+    return replace(data, x_train=data.x_train[train], y_train=pick(data.y_train, train),
+                   x_val=data.x_train[val], y_val=pick(data.y_train, val),
+                   validation={"source": "training images", "fraction": fraction, "seed": seed, "n": len(val),
+                               "indices_sha256": digest})
+
+
 def stratified_split(labels, test_per_class=None, test_share=None, seed=SPLIT_SEED):
     """(train indices, test indices): `test_per_class` images of each class, or `round(test_share x
     class size)`, held out; the method is in this module's docstring."""
@@ -150,7 +179,7 @@ def _limited(data, limit):
     n_test = max(100, limit // 6)
     cut = lambda a, n: None if a is None else a[:n]
     return replace(data, x_train=data.x_train[:limit], x_test=data.x_test[:n_test],
-                   y_train=cut(data.y_train, limit), y_test=cut(data.y_test, n_test))
+                   y_train=cut(data.y_train, limit), y_test=cut(data.y_test, n_test), x_val=None, y_val=None)
 
 
 def _as_images(array, key):

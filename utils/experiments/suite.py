@@ -25,6 +25,7 @@ from utils.data.loaders import dataset_name
 from utils.errors import UserError
 from utils.experiments.presets import SUITES
 from utils.runs import layout
+from utils.training.settings import TrainSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUITE_ROOT = Path("run") / "experiments"
@@ -32,6 +33,7 @@ RUNS = "runs"
 LOGS = "logs"
 REFERENCE_VARIANT = "base_lrelu"
 BACKENDS = ("local", "ray")
+VAL_FRACTION = TrainSettings.val_fraction  # suites validate on the default split of the training images
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,12 @@ class SuiteRequest:
         suite folder, so that suites side by side share their runs."""
         suite_dir = Path(self.out) if self.out else Path(self.root) / f"{self.suite}_{self.data_label()}"
         return SuiteFolders(suite_dir, self.pool or Path(suite_dir).absolute().parent / f"pool_{self.data_label()}")
+
+
+def validated_on(fraction):
+    """What a run with `val_fraction` chose its best epoch on, in words."""
+    return (f"a {fraction:g} share of the training images" if fraction
+            else "the test images (made before the validation split)")
 
 
 def plural(n, word):
@@ -184,7 +192,7 @@ def find_runs(*runs_dirs):
 def plan(request, folders):
     """A `Job` for every (variant, seed) of the request; refuses runs made with other settings.
 
-    Dataset, --limit or --mixed-precision differing from the run's: refused (they belong in another pool).
+    Dataset, --limit, the validation split or --mixed-precision differing from the run's: refused (they belong in another pool).
     More epochs than the run was set to: the run is extended with `--resume DIR --epochs E`.
     Fewer: refused, since the summary would compare runs of unequal length.
     """
@@ -200,6 +208,10 @@ def plan(request, folders):
             raise UserError(
                 f"{run_dir} was trained on {training.get('dataset')} with --limit {training.get('limit')}, "
                 f"not {request.dataset} with --limit {request.limit}; use the same settings or another --pool")
+        if training.get("val_fraction", 0.0) != VAL_FRACTION:
+            raise UserError(f"{run_dir} was validated on {validated_on(training.get('val_fraction', 0.0))}, this "
+                            f"suite on {validated_on(VAL_FRACTION)}; runs of the two protocols are not compared: "
+                            "pass another --pool")
         if bool(training.get("mixed_precision")) != request.mixed_precision:
             raise UserError(f"{run_dir} was trained {'with' if training.get('mixed_precision') else 'without'} "
                             "--mixed-precision; use the same setting or another --pool")

@@ -1,6 +1,6 @@
 """A run's `viz/` figures, for the model's current weights, drawn through the model contract
 (models/base.py): latent means, reconstructions, samples, the 2-D manifold, the loss curves and the
-family's own diagnostics. With --tensorboard the latent space and the samples go there as images too."""
+family's own diagnostics, on the validation images (the test images are left to scoring). With --tensorboard the latent space and the samples go there as images too."""
 
 import io
 from pathlib import Path
@@ -11,20 +11,21 @@ from utils.runs import layout
 from utils.training.callbacks import read_history
 
 SAMPLE_SEED = 0  # the samples figure draws the same codes every time it is redrawn
-DIAGNOSTIC_IMAGES = 1000  # test images the family's own figures are computed on
+DIAGNOSTIC_IMAGES = 1000  # validation images the family's own figures are computed on
 
 
 def draw_figures(model, data, run_dir, tensorboard=None, step=0):
-    """Write every figure of `viz/` (and, with `tensorboard`, log the latent space and samples at `step`)."""
-    codes = model.latent_means(data.x_test)
-    figures = {"latent_space.png": plot_latent_space(codes, data.y_test, data.class_names),
-               "reconstructions.png": plot_reconstructions(data.x_test[:10], model.decode(codes[:10]), data.x_train[:10],
-                                                           model.reconstruct(data.x_train[:10])),
+    """Write every figure of `viz/` on the validation images (the test images are left to scoring; and, with `tensorboard`, log the latent space and samples at `step`)."""
+    held_out = "test" if data.x_val is data.x_test else "validation"  # runs made before the split: test
+    codes = model.latent_means(data.x_val)
+    figures = {"latent_space.png": plot_latent_space(codes, data.y_val, data.class_names, held_out),
+               "reconstructions.png": plot_reconstructions(data.x_val[:10], model.decode(codes[:10]), data.x_train[:10],
+                                                           model.reconstruct(data.x_train[:10]), held_out),
                "samples.png": plot_samples(model.sample(64, SAMPLE_SEED))}
     grid = model.latent_grid(20)
     if grid is not None:
         figures["manifold.png"] = plot_manifold(model.decode(grid), 20)
-    for name, (kind, values) in model.diagnostics(data.x_test[:DIAGNOSTIC_IMAGES]).items():
+    for name, (kind, values) in model.diagnostics(data.x_val[:DIAGNOSTIC_IMAGES]).items():
         figures[name] = plot_diagnostic(kind, values)
     history = read_history(Path(run_dir) / layout.HISTORY)
     if len(history):

@@ -24,7 +24,7 @@ from utils.runs.loading import model_config
 from utils.training import callbacks as cb
 from utils.training import device
 from utils.training.figures import draw_figures
-from utils.training.settings import TrainSettings, precision_policy, resolve_settings
+from utils.training.settings import precision_policy, recorded_settings, resolve_settings
 
 CODE_FIT_IMAGES = 10_000  # training images whose codes an AE's code Gaussian is fitted to
 
@@ -63,7 +63,8 @@ def start_run(config, settings, run_root, label):
     write_json(run_dir / layout.PARAMS, {
         "variant": label, "model": config.to_dict(), "loss_formula": config.objective.describe(),
         "training": dataclasses.asdict(settings), "dataset_name": data.name,
-        "n_train": len(data.x_train), "n_test": len(data.x_test),
+        "n_train": len(data.x_train), "n_val": len(data.x_val), "n_test": len(data.x_test),
+        "validation": data.validation,
         "versions": provenance.versions(), "git_commit": provenance.git_commit(),
         "created": provenance.now(), "status": "running", "resumes": []})
     print(f"run folder: {run_dir}", flush=True)
@@ -80,7 +81,7 @@ def resume_run(run_dir, epochs=None, eval_samples=None):
     if made_on != device.backend():
         raise UserError(f"{run_dir} was trained on the {made_on} backend and this process runs "
                         f"{device.backend()}; resume it with KERAS_BACKEND={made_on}")
-    settings = TrainSettings(**params["training"])
+    settings = recorded_settings(params)
     changes = {k: v for k, v in (("epochs", epochs), ("eval_samples", eval_samples)) if v is not None}
     settings = dataclasses.replace(settings, **changes)
     done = cb.backup_epoch(run_dir)
@@ -160,7 +161,7 @@ def _train(run_dir, model, data, settings):
     callbacks, tensorboard = _callbacks(run_dir, model, data, settings, data_listeners)
     try:
         model.fit(x_train, **batching, epochs=settings.epochs,
-                  validation_data=(data.x_test,), validation_batch_size=max(256, settings.batch_size),
+                  validation_data=(data.x_val,), validation_batch_size=max(256, settings.batch_size),
                   callbacks=callbacks,
                   verbose="auto" if sys.stdout.isatty() else 2)  # one line per epoch in log files
         best_weights = layout.model_file(run_dir, layout.WEIGHTS)

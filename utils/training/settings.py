@@ -5,7 +5,7 @@ import dataclasses
 import secrets
 from dataclasses import dataclass
 
-from models.settings import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Check, check_fields, setting
+from models.settings import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, RATE, Check, check_fields, setting
 from utils.training import device
 
 BINARIZE = ("none", "static", "dynamic")
@@ -36,6 +36,10 @@ class TrainSettings:
                                 choices=("gray", "rgb"))
     test_share: float | None = setting(None, "image folders and .npy files: share held out for testing "
                                               "(default 0.1)", check=SHARE)
+    val_fraction: float = setting(0.1, "share of the training images held out for validation (the best epoch is "
+                                       "chosen on them; the same images for every run on the same data and --limit); "
+                                       "0: validate on the test images, as runs made before the split did",
+                                  check=RATE)
     binarize: str = setting("none", "static: pixels > 0.5; dynamic: Bernoulli samples each time an image is seen",
                             choices=BINARIZE)
     tensorboard: bool = setting(False, "write TensorBoard logs into the run folder (needs TensorFlow)")
@@ -44,6 +48,16 @@ class TrainSettings:
 
     def __post_init__(self):
         check_fields(self)
+
+
+# What a setting meant in run folders made before it existed: they validated on the test images.
+LEGACY_DEFAULTS = {"val_fraction": 0.0}
+
+
+def recorded_settings(params):
+    """The `TrainSettings` a run folder's `params.json` records, with older folders' missing settings read as
+    what those runs did (`LEGACY_DEFAULTS`)."""
+    return TrainSettings(**{**LEGACY_DEFAULTS, **params["training"]})
 
 
 def resolve_settings(settings):
