@@ -8,8 +8,9 @@ p(x | z_1) Bernoulli (by default) from a block of z_1. Inference, `inference` se
   from the sampled z_{i+1}, by precision weighting (`gaussian.precision_weighted`); q(z_L) is the top's own.
 - `bottom-up`: the plain deep VAE, each layer inferred from the sample of the one below,
   q(z_i | z_{i-1}) = N from block_i(z_{i-1}).
-The loss is the reconstruction term plus one KL per layer, `kl_1` ... `kl_L`, each in closed form given the
-sampled parents, weighted by beta warming up from 0 (the official code: over 200 epochs). With two layers
+The loss is the reconstruction term plus one KL term per layer, `kl_1` ... `kl_L` (`unit_kl`: in closed form
+where that is the ELBO's expectation, else by Monte Carlo at the drawn samples), weighted by beta warming up
+from 0 over the first half of the run (the official code: over 200 epochs, then trained far longer). With two layers
 or more every variance is the paper's softplus(linear) (plus a floor of 1e-4, `SoftplusLogVariance`):
 bounded growth keeps the deep VAE's KLs, whose prior and posterior are not tied as the ladder's are, from
 overflowing (with the VAE's exp(linear) they reached 1e12 in its first epoch). A one-layer hierarchy keeps
@@ -28,8 +29,9 @@ from models.architectures import Architecture, register_architecture
 from models.base import batches, no_gradients, to_numpy
 from models.gaussian import log_normal, log_standard_normal, precision_weighted
 from models.registry import register_family
-from models.settings import NON_NEGATIVE_INT, POSITIVE_INT, RATE, setting
-from models.VAE import ACTIVE_UNIT_THRESHOLD, DECODES_PER_CALL, VAEObjective, VariationalAutoencoder
+from models.settings import FRACTION, NON_NEGATIVE_INT, POSITIVE_INT, RATE, setting
+from models.VAE import (ACTIVE_KL_THRESHOLD, ACTIVE_UNIT_THRESHOLD, DECODES_PER_CALL, VAEObjective,
+                        VariationalAutoencoder)
 
 INFERENCE = ("ladder", "bottom-up")
 
@@ -120,12 +122,23 @@ class PrecisionMerge(layers.Layer):
         return [input_shape[0], input_shape[1]]
 
 
+def log_density_ratio(z, mean_q, log_var_q, mean_p, log_var_p):
+    """log N(z; mean_q, var_q) - log N(z; mean_p, var_p) per unit: a one-sample Monte-Carlo KL(q || p)."""
+    z, mean_q, log_var_q, mean_p, log_var_p = (ops.cast(t, "float32")
+                                               for t in (z, mean_q, log_var_q, mean_p, log_var_p))
+    return 0.5 * (log_var_p - log_var_q + ops.square(z - mean_p) / ops.exp(log_var_p)
+                  - ops.square(z - mean_q) / ops.exp(log_var_q))
+
+
 @dataclass(frozen=True)
 class LVAEObjective(VAEObjective):
-    """The hierarchy's loss settings: Bernoulli pixels and beta warming up over 200 epochs, as the paper."""
+    """The hierarchy's loss settings: Bernoulli pixels, as the paper, and beta warming up over the first half of
+    the run, so every run trains at full beta at least as long as it warmed up (the paper's 200 epochs of warm-up
+    were followed by far longer training; docs/training.md)."""
 
     loss: str = setting("bce", "reconstruction term (models/likelihoods.py)", choices=likelihoods.LOSSES)
-    warmup_epochs: int = setting(200, "raise beta linearly from 0 over N epochs", check=NON_NEGATIVE_INT)
+    warmup_epochs: int = setting(0, "raise beta linearly from 0 over N epochs", check=NON_NEGATIVE_INT)
+    warmup_fraction: float = setting(0.5, "... or over this share of the run's epochs (e.g. 3/7)", check=FRACTION)
 
 
 @register_family("lvae")
@@ -214,11 +227,9 @@ class LadderVAE(VariationalAutoencoder):
             ("l2_loss",) if self.config.objective.decoder_l2 else ())
 
     def layer_kls(self, inferred):
-        """Per layer, per image: KL(q(z_i | .) || p(z_i | z_{i+1})) in closed form, the top against N(0, I)."""
-        depth = self.config.architecture.depth
-        kls = [penalties.gaussian_kl_between(inferred["q_mean"][i], inferred["q_log_var"][i],
-                                             inferred["p_mean"][i], inferred["p_log_var"][i]) for i in range(depth - 1)]
-        return kls + [penalties.gaussian_kl(inferred["q_mean"][-1], inferred["q_log_var"][-1])]
+        """Per layer, per image: the ELBO's KL term of q(z_i | .) against p(z_i | z_{i+1}), the top's against
+        N(0, I) (`unit_kl`, summed over the layer's units)."""
+        return [ops.sum(self.unit_kl(inferred, i), axis=-1) for i in range(self.config.architecture.depth)]
 
     def loss_terms(self, images, outputs):
         objective = self.config.objective
@@ -269,7 +280,9 @@ class LadderVAE(VariationalAutoencoder):
 
     def latent_summary(self, images, batch_size=500):
         """Per layer: active units (posterior means, every z at its mean, varying over the images by more than
-        0.01, the rule of the study's VAE) and the KL spent per unit (mean over images of one sampled pass)."""
+        0.01, the rule of the study's VAE), the KL spent per unit (`unit_kl`, mean over images of one sampled
+        pass) and the units active by KL (more than 0.01 nats): a ladder's posterior mean contains its prior's,
+        so a unit that copies its prior varies with the image yet spends no KL."""
         means = self.encode(images)
         depth = self.config.architecture.depth
         active = [int(np.sum(np.var(means[f"mean_{i + 1}"], axis=0) > ACTIVE_UNIT_THRESHOLD)) for i in range(depth)]
@@ -280,23 +293,32 @@ class LadderVAE(VariationalAutoencoder):
                 for i in range(depth):
                     sums[i] = sums[i] + to_numpy(self.unit_kl(inferred, i)).sum(axis=0)
         per_unit = [(s / len(images)).tolist() for s in sums]
+        by_kl = [int(np.sum(np.asarray(u) > ACTIVE_KL_THRESHOLD)) for u in per_unit]
         return {"active_units": sum(active), **{f"active_units_layer{i + 1}": a for i, a in enumerate(active)},
+                "active_units_kl": sum(by_kl), **{f"active_units_kl_layer{i + 1}": a for i, a in enumerate(by_kl)},
                 **{f"kl_layer{i + 1}": float(np.sum(u)) for i, u in enumerate(per_unit)}, "kl_per_unit": per_unit}
 
     def unit_kl(self, inferred, i):
-        """Layer i's KL per image and unit (the closed form of `layer_kls`, before summing over units)."""
+        """Layer i's KL term per image and unit: KL(q(z_i | .) || p(z_i | z_{i+1})) in closed form, the top's
+        against N(0, I), except below the deep VAE's top, where it is log q - log p at the drawn z_i."""
         mean_q, log_var_q = inferred["q_mean"][i], inferred["q_log_var"][i]
         if i == self.config.architecture.depth - 1:
-            mean_p, log_var_p = ops.zeros_like(mean_q), ops.zeros_like(log_var_q)
-        else:
-            mean_p, log_var_p = inferred["p_mean"][i], inferred["p_log_var"][i]
+            return penalties.gaussian_kl_between(mean_q, log_var_q, ops.zeros_like(mean_q), ops.zeros_like(log_var_q),
+                                                 axis=None)
+        mean_p, log_var_p = inferred["p_mean"][i], inferred["p_log_var"][i]
+        if self.config.architecture.inference == "bottom-up":
+            # z_{i+1} was drawn from q(z_{i+1} | z_i) of this very z_i, so the closed form, which averages over z_i
+            # with z_{i+1} held fixed, is not the ELBO's expectation (it overstated the deep VAE's loss by ~3
+            # nats); the ladder draws z_i after z_{i+1}, given it, so its closed form is exact.
+            return log_density_ratio(inferred["z"][i], mean_q, log_var_q, mean_p, log_var_p)
         return penalties.gaussian_kl_between(mean_q, log_var_q, mean_p, log_var_p, axis=None)
 
     def diagnostics(self, images):
-        """A bar chart per layer of the KL each unit spends, active units highlighted: which layers collapse."""
+        """A bar chart per layer of the KL each unit spends, units active by KL highlighted: which layers collapse."""
         summary = self.latent_summary(images)
-        panels = [{"title": f"z_{i + 1}: {summary[f'active_units_layer{i + 1}']} of {len(kl)} active", "values": kl,
-                   "ylabel": "KL per unit (nats)", "highlight": [v > ACTIVE_UNIT_THRESHOLD for v in kl]}
+        panels = [{"title": f"z_{i + 1}: {summary[f'active_units_layer{i + 1}']} of {len(kl)} active, "
+                            f"{summary[f'active_units_kl_layer{i + 1}']} by KL", "values": kl,
+                   "ylabel": "KL per unit (nats)", "highlight": [v > ACTIVE_KL_THRESHOLD for v in kl]}
                   for i, kl in enumerate(summary["kl_per_unit"])]
         return {"units_per_layer.png": ("bars", {"panels": panels,
                                                  "title": f"{self.config.architecture.inference} inference"})}

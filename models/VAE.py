@@ -5,6 +5,7 @@ With a `ConvArchitecture` and the defaults this is the study's model, GDL_code's
 presets.py). The loss is `r_loss + beta * kl_loss [+ decoder_l2 * l2_loss]`, each per image.
 """
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from models.settings import FRACTION, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, 
 # than with 10,000, whose activations do not stay in the CPU caches (docs/benchmarks.md).
 DECODES_PER_CALL = 2_500
 ACTIVE_UNIT_THRESHOLD = 0.01  # a latent dimension whose posterior mean varies more than this is active
+ACTIVE_KL_THRESHOLD = 0.01  # nats: a latent dimension whose mean KL exceeds this is active by KL
 
 
 @dataclass(frozen=True)
@@ -35,12 +37,15 @@ class VAEObjective:
     beta: float = setting(1.0, "weight of the KL term", check=NON_NEGATIVE)
     warmup_epochs: int = setting(0, "raise beta linearly from 0 over N epochs", check=NON_NEGATIVE_INT)
     warmup_fraction: float = setting(0.0, "... or over this share of the run's epochs (e.g. 3/7)", check=FRACTION)
+    warmup_fraction_epochs: float = setting(0.0, "the warm-up fraction in epochs, fixed when the run starts",
+                                            check=NON_NEGATIVE, flag=False)
     decoder_l2: float = setting(0.0, "weight of sum(w^2) over the decoder's weights", check=NON_NEGATIVE)
 
     def __post_init__(self):
         check_fields(self)
         if self.warmup_epochs and self.warmup_fraction:
-            raise ValueError("give the warm-up in epochs or as a fraction of the run, not both")
+            raise ValueError("give the warm-up in epochs or as a fraction of the run, not both (a preset's or the "
+                             "family's fraction goes with --warmup-fraction 0)")
 
     def describe(self):
         """The loss in words, for summaries (params.json's `loss_formula`)."""
@@ -50,9 +55,17 @@ class VAEObjective:
             text += " (KL weight warming up)"
         return text + (f" + {self.decoder_l2:g} × decoder Σw²" if self.decoder_l2 else "")
 
+    def for_run(self, epochs):
+        """These settings as a new run of `epochs` records them: a warm-up given as a fraction fixed in epochs,
+        so a resumed or extended run keeps the warm-up it started with."""
+        if not self.warmup_fraction or self.warmup_fraction_epochs:
+            return self
+        return dataclasses.replace(self, warmup_fraction_epochs=self.warmup_fraction * epochs)
+
     def warmup_length(self, epochs):
-        """Warm-up length in epochs (may be fractional) for a run of `epochs`; 0 means none."""
-        return self.warmup_epochs or self.warmup_fraction * epochs
+        """Warm-up length in epochs (may be fractional) for a run of `epochs`; 0 means none. A run folder made
+        before `for_run` (a fraction with no length fixed) stretches its warm-up over `epochs`, as it did."""
+        return self.warmup_epochs or self.warmup_fraction_epochs or self.warmup_fraction * epochs
 
 
 @register_family("vae")
@@ -106,14 +119,15 @@ class VariationalAutoencoder(AutoencoderModel):
         return terms
 
     def on_epoch_start(self, epoch, epochs):
-        """beta * min(1, epoch / warm-up length), epochs counted from 0."""
+        """beta * min(1, epoch / L), epochs counted from 0: a warm-up of L epochs (0 .. L-1) raises beta from 0,
+        and from epoch L on beta is full and stays so."""
         length = self.config.objective.warmup_length(epochs)
         if length:
             self.kl_beta.assign(self.config.objective.beta * min(1.0, epoch / length))
 
     def first_comparable_epoch(self, epochs):
-        """The first epoch with beta at its full value: a val_loss during the warm-up weighs the KL less, so
-        it would look best early."""
+        """The first epoch (from 1) with beta at its full value: a val_loss during the warm-up weighs the KL
+        less, so it would look best early."""
         return math.ceil(self.config.objective.warmup_length(epochs)) + 1
 
     # --- the prior: N(0, I); a family with another prior overrides these three ---------------------------
@@ -170,9 +184,10 @@ class VariationalAutoencoder(AutoencoderModel):
         return np.concatenate(chunks)
 
     def latent_summary(self, images):
-        """Active units (posterior-mean variance over images > 0.01) and the mean KL per latent dimension."""
+        """Active units (posterior-mean variance over images > 0.01), the mean KL per latent dimension and the
+        dimensions active by KL (> 0.01 nats)."""
         encoded = self.encode(images)
         mu, log_var = encoded["mean"], encoded["log_var"]
         kl = np.mean(0.5 * (mu**2 + np.exp(log_var) - 1.0 - log_var), axis=0)
         return {"active_units": int(np.sum(np.var(mu, axis=0) > ACTIVE_UNIT_THRESHOLD)),
-                "kl_per_dimension": kl.tolist()}
+                "active_units_kl": int(np.sum(kl > ACTIVE_KL_THRESHOLD)), "kl_per_dimension": kl.tolist()}

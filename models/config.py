@@ -36,6 +36,12 @@ class ModelConfig:
         """This config with the data's image shape (and a matching number of output channels)."""
         return dataclasses.replace(self, architecture=self.architecture.for_images(image_shape))
 
+    def for_run(self, epochs):
+        """This config as a new run of `epochs` records it: an objective's settings relative to the run's length
+        (a warm-up's fraction) fixed in epochs by its optional `for_run`, so resuming or extending keeps them."""
+        fixed = getattr(self.objective, "for_run", None)
+        return dataclasses.replace(self, objective=fixed(epochs)) if fixed else self
+
     def to_dict(self):
         """Plain JSON-ready values; `family_module` lets a process that has not imported the family find it."""
         return {"family": self.family, "family_module": family_class(self.family).__module__,

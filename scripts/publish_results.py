@@ -6,7 +6,8 @@
 
 Copies summary.md, summary.csv and the suite's figures, per variant the seed-0 run's figures (shrunk
 below 300 KB), `samples.png` (the variants' seed-0 samples side by side) and, where the runs' samples
-were scored, the feature network's `info.json` (its accuracy and the Fréchet distance's scale) as
+were scored, the `info.json` of the judge that scored them (its accuracy and the distances' scale) as
+`judge.json` and the feature network's (the DFC-VAE's; before the judge, the one that scored) as
 `feature_network.json`. The README gives the command, seeds, epochs, data, wall time (from the
 runner's log line "... s in all"), the CPU and software versions. Only what the suite folder measured
 is written: nothing is estimated.
@@ -60,12 +61,21 @@ def samples_side_by_side(figures, target):
     copy_small_png(target, target)
 
 
-def feature_network_info(feature_nets, params):
-    """The `info.json` of the feature network that scored runs with these `params`, or None."""
+def feature_network_info(feature_nets, params, prefix=""):
+    """The `info.json` of the feature network (prefix "judge_": the judge, which scored the samples) of runs
+    with these `params`, or None."""
     training = params["training"]
-    name = Path(training["dataset"]).name + (f"_limit{training['limit']}" if training.get("limit") else "")
+    name = prefix + Path(training["dataset"]).name + (f"_limit{training['limit']}" if training.get("limit") else "")
     path = Path(feature_nets) / name / "info.json"
     return path if path.is_file() else None
+
+
+def judged_runs(run_dirs):
+    """Whether the runs' samples were scored by the judge (an `eval.json` entry names it), not by the feature
+    network, as runs scored before the judge were."""
+    entries = [e for d in run_dirs if (Path(d) / "eval.json").is_file()
+               for e in json.loads((Path(d) / "eval.json").read_text()).values()]
+    return any("judge" in e for e in entries)
 
 
 def wall_seconds(log):
@@ -106,9 +116,13 @@ def publish(suite_dir, out, command, log=None, feature_nets=Path("run") / "featu
                            if "git_commit" in r} - set(commits))
     seconds = wall_seconds(log)
     training = params["training"]
-    info = feature_network_info(feature_nets, params) if "test_frechet_distance" in summary else None
-    if info:
-        shutil.copyfile(info, out / "feature_network.json")
+    scored = "test_frechet_distance" in summary
+    judged = scored and judged_runs([suite_dir / d for d in finished["run_dir"]])
+    infos = {"feature_network.json": feature_network_info(feature_nets, params) if scored else None,
+             "judge.json": feature_network_info(feature_nets, params, "judge_") if judged else None}
+    for target, info in infos.items():
+        if info:
+            shutil.copyfile(info, out / target)
     text = "\n".join([
         f"# {out.name}: measured results", "",
         "```bash", command, "```", "",
@@ -128,8 +142,11 @@ def publish(suite_dir, out, command, log=None, feature_nets=Path("run") / "featu
         + ("`layers.png` (figures per latent layer, means over seeds with 95 % CIs), " if (out / "layers.png").is_file()
            else "")
         + ("`samples.png` (each variant's seed-0 samples), " if samples else "")
-        + ("`feature_network.json` (the classifier that scored the samples: its test accuracy and the Fréchet "
-           "distance's scale), " if info else "")
+        + ("`judge.json` (the classifier that scored the samples: its test accuracy and the distances' scale), "
+           if infos["judge.json"] else "")
+        + ("`feature_network.json` (the classifier the DFC-VAE trains against" + ("" if judged else
+           ", which also scored these runs' samples: its test accuracy and the Fréchet distance's scale")
+           + "), " if infos["feature_network.json"] else "")
         + "and in `figures/` the seed-0 run's figures for each variant.", ""])
     (out / "README.md").write_text(text)
     return text

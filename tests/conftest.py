@@ -124,7 +124,8 @@ def fake_run(runs_dir, number, variant, seed, status="finished", epochs=1, datas
     run_dir.mkdir(parents=True)
     (run_dir / "params.json").write_text(json.dumps({
         "variant": variant, "status": status, "n_train": limit, "n_test": 100,
-        "training": {"dataset": dataset, "epochs": epochs, "seed": seed, "limit": limit},
+        "training": {"dataset": dataset, "epochs": epochs, "seed": seed, "limit": limit, "val_fraction": 0.1},
+        "validation": {"source": "training images", "fraction": 0.1},
         "result": {"epochs": epochs, "final_val_loss": 50.0}}))
     losses = {"loss": 60.0, "r_loss": 55.0, "kl_loss": 5.0, "val_loss": 50.0 + seed, "val_r_loss": 45.0,
               "val_kl_loss": 5.0}
@@ -133,12 +134,12 @@ def fake_run(runs_dir, number, variant, seed, status="finished", epochs=1, datas
     return run_dir
 
 
-def preset_as_recorded(preset, model):
-    """The preset's config as a run of it records it (28x28x1 images; an `auto` feature network becomes
-    the file the run used, which must exist)."""
+def preset_as_recorded(preset, model, epochs):
+    """The preset's config as a run of it that started with `epochs` records it (28x28x1 images; a warm-up's
+    fraction fixed in epochs; an `auto` feature network becomes the file the run used, which must exist)."""
     from utils.experiments.presets import preset_config
 
-    expected = preset_config(preset).for_images((28, 28, 1))
+    expected = preset_config(preset).for_images((28, 28, 1)).for_run(epochs)
     if getattr(expected.objective, "feature_network", None) == "auto":
         used = model.config.objective.feature_network
         assert Path(used).is_file(), used

@@ -39,7 +39,7 @@ def test_every_preset_trains_resumes_evaluates_and_generates(preset, tmp_path):
     params = json.loads((run_dir / "params.json").read_text())
     assert params["status"] == "finished" and params["versions"]["backend"] == BACKEND
     model = load_model(run_dir)
-    assert model.config == preset_as_recorded(preset, model)
+    assert model.config == preset_as_recorded(preset, model, epochs=1)
     code, out, err = run_main(evaluate.main, run_dir, "--samples", 4, "--limit", 20)
     assert code == 0 and np.isfinite(json.loads((run_dir / "eval.json").read_text())["k4_n20"]["pixel_mse"]), err
     code, out, err = run_main(generate.main, run_dir, "--n", 4, "--out", tmp_path / "g.png", "--seed", 0)

@@ -73,6 +73,48 @@ def test_each_layers_kl_is_the_closed_form_for_given_means_and_variances():
     assert model.term_names() == ("r_loss", "kl_1", "kl_2")
 
 
+def test_below_its_top_the_deep_vaes_kl_is_log_q_minus_log_p_at_the_drawn_sample():
+    """z_2 is drawn from q(z_2 | z_1) of the very z_1 that p(z_1 | z_2) scores, so no closed form given z_2 is the
+    ELBO's expectation (tests/test_elbo.py); the top's KL against N(0, I) stays in closed form."""
+    model = small_lvae("bottom-up")
+    inferred = model.infer(X)
+    kls = model.layer_kls(inferred)
+    q = {k: [numpy_of(t) for t in inferred[k]] for k in ("z", "q_mean", "q_log_var", "p_mean", "p_log_var")}
+
+    def log_normal(z, mean, log_var):
+        return (-0.5 * (np.log(2 * np.pi) + log_var + (z - mean) ** 2 / np.exp(log_var))).sum(axis=1)
+
+    bottom = (log_normal(q["z"][0], q["q_mean"][0], q["q_log_var"][0])
+              - log_normal(q["z"][0], q["p_mean"][0], q["p_log_var"][0]))
+    top = -0.5 * (1 + q["q_log_var"][1] - q["q_mean"][1] ** 2 - np.exp(q["q_log_var"][1])).sum(axis=1)
+    np.testing.assert_allclose(numpy_of(kls[0]), bottom, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(numpy_of(kls[1]), top, rtol=1e-4, atol=1e-5)
+
+
+def test_units_active_by_kl_are_those_spending_more_than_a_hundredth_of_a_nat():
+    """Per layer and in all, the units whose mean KL exceeds 0.01 nats, counted by hand from `kl_per_unit`; a unit
+    whose posterior is its prior (a top unit at N(0, 1), a VAE dimension at N(0, 1)) spends none."""
+    model = small_lvae(latent_sizes=[5, 3, 2], block_widths=[16, 8, 8])
+    unit_variance = math.log(math.expm1(1 - SoftplusLogVariance.FLOOR))  # softplus(h) + 1e-4 = 1
+    for head, bias in (("up_3_mean", 0.0), ("up_3_log_var", unit_variance)):
+        kernel, biases = model.up[2].get_layer(head).get_weights()
+        kernel[:, 0], biases[0] = 0.0, bias
+        model.up[2].get_layer(head).set_weights([kernel, biases])
+    summary = model.latent_summary(X)
+    by_hand = [sum(kl > 0.01 for kl in layer) for layer in summary["kl_per_unit"]]
+    assert abs(summary["kl_per_unit"][2][0]) < 1e-5 and by_hand[2] == 1
+    assert [summary[f"active_units_kl_layer{i}"] for i in (1, 2, 3)] == by_hand
+    assert summary["active_units_kl"] == sum(by_hand)
+    vae = build_model(model_config("vae", "dense", encoder_widths=[8], decoder_widths=[8], z_dim=3))
+    for head in ("mu", "log_var"):
+        kernel, biases = vae.encoder.get_layer(head).get_weights()
+        kernel[:, 1], biases[1] = 0.0, 0.0
+        vae.encoder.get_layer(head).set_weights([kernel, biases])
+    summary = vae.latent_summary(X)
+    assert summary["kl_per_dimension"][1] == 0.0
+    assert summary["active_units_kl"] == sum(kl > 0.01 for kl in summary["kl_per_dimension"]) == 2
+
+
 def test_a_one_layer_hierarchy_is_the_vae_on_the_same_weights():
     """The same loss terms (for the same z) and the same ELBO and NLL (for the same draws) as the dense VAE."""
     lvae = build_model(model_config("lvae", latent_sizes=[3], block_widths=[16], leaky_slope=0.3))
@@ -128,7 +170,9 @@ def test_the_paper_model_and_its_baselines_are_presets():
     assert lvae.latent_sizes == (64, 32, 16, 8, 4) and lvae.block_widths == (512, 256, 128, 64, 32)
     assert (lvae.inference, deep.inference) == ("ladder", "bottom-up") and deep.latent_sizes == lvae.latent_sizes
     assert single.latent_sizes == (64,) and single.block_widths == (512,)
-    assert lvae.norm == "batch" and lvae.leaky_slope == 0.01 and preset_config("lvae_mnist").objective.warmup_epochs == 200
+    assert lvae.norm == "batch" and lvae.leaky_slope == 0.01
+    for preset in ("lvae_mnist", "deep_vae_mnist", "vae_mlp_mnist", "lvae_small"):  # half the run warms up, half not
+        assert preset_config(preset).for_run(200).objective.warmup_length(200) == 100
 
 
 @pytest.mark.slow

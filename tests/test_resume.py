@@ -107,6 +107,41 @@ def test_a_warm_up_run_records_where_its_best_epoch_may_start(tmp_path):
     assert params["best_from_epoch"] == 3 and params["result"]["best_epoch"] == 3
 
 
+@pytest.mark.parametrize("warmup", [{"warmup_epochs": 3}, {"warmup_fraction": 0.6}])
+def test_beta_is_full_from_the_warm_ups_end_on_also_when_the_run_is_extended(warmup):
+    """A warm-up of 3 epochs (given as such, or as 0.6 of a 5-epoch run, fixed when the run starts) raises beta
+    over epochs 0, 1, 2 and keeps it full from epoch 3 on, also once the run is extended to 20 epochs (a fraction
+    stretched over 20 epochs would put beta back at 5/12 of full in epoch 5)."""
+    from models import build_model, model_config
+
+    config = model_config("vae", "dense", encoder_widths=[8], decoder_widths=[8], beta=2.0, **warmup).for_run(5)
+    model = build_model(config)
+    betas = []
+    for epoch in range(20):
+        model.on_epoch_start(epoch, 5 if epoch < 5 else 20)
+        betas.append(float(numpy_of(model.kl_beta)))
+    np.testing.assert_allclose(betas, [0.0, 2 / 3, 4 / 3] + [2.0] * 17, rtol=1e-6)
+    assert model.first_comparable_epoch(5) == model.first_comparable_epoch(20) == 4  # epoch 3 counted from 0
+    old_folder = model_config("vae", "dense", warmup_fraction=0.6)  # recorded before for_run: stretches as it did
+    assert old_folder.objective.warmup_length(20) == pytest.approx(12.0)
+
+
+@pytest.mark.slow
+def test_an_extended_run_keeps_the_warm_up_it_started_with(tmp_path):
+    """Half of a 2-epoch run is 1 epoch of warm-up, recorded in params.json; extended to 5 epochs, beta stays full
+    after it (stretched over the new length it would fall back to 0.8 in epoch 3). Beta of each epoch is read
+    from the validation losses: val_loss = val_r_loss + beta * val_kl_loss."""
+    tiny_vae = ["--family", "vae", "--arch", "dense", "--encoder-widths", 8, "--decoder-widths", 8, "--loss", "bce",
+                "--seed", 0, "--run-root", tmp_path, *TINY]
+    run_dir = train_here(*tiny_vae, "--warmup-fraction", "1/2", "--epochs", 2)
+    assert train_here("--resume", run_dir, "--epochs", 5) == run_dir
+    params = json.loads((run_dir / "params.json").read_text())
+    assert params["model"]["objective"]["warmup_fraction_epochs"] == 1.0 and params["best_from_epoch"] == 2
+    history = pd.read_csv(run_dir / "training.csv")
+    beta = (history["val_loss"] - history["val_r_loss"]) / history["val_kl_loss"]
+    np.testing.assert_allclose(beta, [0, 1, 1, 1, 1], atol=1e-4)
+
+
 def test_the_finished_run_holds_its_best_epochs_models(tmp_path):
     """Models are exported once, at the end, from the best epoch's weights (not the last epoch's)."""
     run_dir = train_here("--preset", "conv_ae", "--epochs", 4, "--lr", 0.02, "--seed", 2, "--run-root", tmp_path,
@@ -117,8 +152,10 @@ def test_the_finished_run_holds_its_best_epochs_models(tmp_path):
     model = load_model(run_dir)
     model.compile(optimizer="adam")
     data = load_data(TrainSettings(**json.loads((run_dir / "params.json").read_text())["training"]))
-    val_loss = model.evaluate(data.x_test, batch_size=256, verbose=0, return_dict=True)["loss"]
+    val_loss = model.evaluate(data.x_val, batch_size=256, verbose=0, return_dict=True)["loss"]
     assert val_loss == pytest.approx(best["val_loss"], rel=1e-5)  # an AE's validation is deterministic
+    test_loss = model.evaluate(data.x_test, batch_size=256, verbose=0, return_dict=True)["loss"]
+    assert test_loss != pytest.approx(val_loss, rel=1e-3)  # validated on the split, not on the test images
     import keras
 
     decoder = keras.models.load_model(run_dir / "models" / "decoder.h5", compile=False)

@@ -35,9 +35,9 @@ def test_t975_matches_printed_tables(df, expected):
 
 def test_estimate_mean_sd_and_t_interval():
     est = estimate([1, 2, 3, 4, 5])
-    # sd = sqrt(10 / 4); half-width = t(0.975, 4) * sd / sqrt(5) = 2.7764 * 0.707107 = 1.963211
+    # sd = sqrt(10 / 4); half-width = t(0.975, 4) * sd / sqrt(5) = 2.776445 * 0.707107 = 1.963243
     assert (est.n, est.mean, est.sd) == (5, 3.0, pytest.approx(1.581139, abs=1e-6))
-    assert (est.low, est.high) == (pytest.approx(3 - 1.963211, abs=1e-5), pytest.approx(3 + 1.963211, abs=1e-5))
+    assert (est.low, est.high) == (pytest.approx(3 - 1.963243, abs=1e-5), pytest.approx(3 + 1.963243, abs=1e-5))
     assert est.has_ci and est.excludes_zero
 
 
@@ -51,10 +51,10 @@ def test_paired_difference_uses_common_seeds_only():
     ref = {0: 9.0, 1: 10.0, 2: 10.0, 3: 0.0}  # seed 3 has no partner and must be ignored
     wide = paired_difference({0: 10.0, 1: 12.0, 2: 11.0}, ref)  # differences 1, 2, 1
     assert wide.n == 3 and wide.mean == pytest.approx(4 / 3)
-    assert wide.high - wide.mean == pytest.approx(4.3027 * 0.577350 / math.sqrt(3), abs=1e-5)
+    assert wide.high - wide.mean == pytest.approx(4.302653 * 0.577350 / math.sqrt(3), abs=1e-5)
     assert not wide.excludes_zero  # [-0.10, 2.77]
     narrow = paired_difference({0: 10.0, 1: 11.1, 2: 10.9}, ref)  # 1.0, 1.1, 0.9: sd 0.1
-    assert narrow.excludes_zero and narrow.low == pytest.approx(1 - 4.3027 * 0.1 / math.sqrt(3), abs=1e-5)
+    assert narrow.excludes_zero and narrow.low == pytest.approx(1 - 4.302653 * 0.1 / math.sqrt(3), abs=1e-5)
 
 
 # ---- planning and devices, on fake run folders ----------------------------------------------------
@@ -172,12 +172,12 @@ def test_one_gpu_per_job_and_cpu_threads_shared(monkeypatch):
 
 def test_summary_says_when_the_interval_is_undefined():
     req = SuiteRequest("batchnorm", 1, epochs=2, dataset="fashion_mnist")
-    frame = pd.DataFrame([{"variant": v, "seed": 0, "status": "finished", "final_val_loss": x,
-                           "final_val_r_loss": x - 5, "final_val_kl_loss": 5.0}
+    frame = pd.DataFrame([{"variant": v, "seed": 0, "status": "finished", "best_val_loss": x,
+                           "best_val_r_loss": x - 5, "best_val_kl_loss": 5.0}
                           for v, x in zip(req.variants, (60.0, 59.0, 61.0))])
     text = summary_markdown(frame, req)
     assert "undefined (1 seed)" in text and "first variant" in text and "one seed" in text
-    assert "gelu_full_bn_after: final val_loss 1 (1.7%) lower than gelu_full in the single pair" in text
+    assert "gelu_full_bn_after: best-epoch val_loss 1 (1.7%) lower than gelu_full in the single pair" in text
 
 
 # ---- bad input (the rest is in test_flags.py) --------------------------------------------------------

@@ -55,11 +55,11 @@ def test_figures_show_what_the_saved_model_draws(trained_run, tmp_path):
     """Each figure, drawn again from the model loaded from the run's best weights, is the same picture."""
     model = load_model(trained_run)
     data = load_data(TrainSettings(**json.loads((trained_run / "params.json").read_text())["training"]))
-    codes = model.latent_means(data.x_test)
+    codes = model.latent_means(data.x_val)  # the figures show the validation images, never the test images
     expected = {"samples.png": plot_samples(model.sample(64, 0)),
-                "reconstructions.png": plot_reconstructions(data.x_test[:10], model.decode(codes[:10]),
-                                                            data.x_train[:10], model.reconstruct(data.x_train[:10])),
-                "latent_space.png": plot_latent_space(codes, data.y_test, data.class_names)}
+                "reconstructions.png": plot_reconstructions(data.x_val[:10], model.decode(codes[:10]), data.x_train[:10],
+                                                            model.reconstruct(data.x_train[:10]), "validation"),
+                "latent_space.png": plot_latent_space(codes, data.y_val, data.class_names, "validation")}
     for name, figure in expected.items():
         saved = matplotlib.image.imread(trained_run / "viz" / name)
         again = _png(figure, tmp_path / name)

@@ -12,7 +12,7 @@ import numpy as np
 
 from models.likelihoods import is_binary
 from utils.analysis import metrics
-from utils.analysis.features import feature_network
+from utils.analysis.features import judge
 from utils.atomic import write_json
 from utils.data.binarize import load_data, load_raw
 from utils.runs import layout, provenance
@@ -31,8 +31,8 @@ def eval_key(samples, binarize, n_test):
 def evaluate_run(run_dir, samples=100, binarize=False, limit=None, model=None, data=None):
     """Score a run (its saved best model, or `model` where the caller holds it) on its test images (or
     `data`'s); updates `eval.json`. Returns (key, figures). Where the data have labels, also the scores of
-    its samples on the data's feature network (utils/analysis/features.py): Fréchet distance, accuracy of
-    reconstructions, spread of classes, against the data as they are (not binarized)."""
+    its samples on the data's judge network (utils/analysis/features.py), which no model trains against:
+    Fréchet distance, KID, accuracy of reconstructions, spread of classes, against the data as they are."""
     start = time.perf_counter()
     model = model or load_model(run_dir)
     params = layout.read_params(run_dir)
@@ -48,9 +48,9 @@ def evaluate_run(run_dir, samples=100, binarize=False, limit=None, model=None, d
         figures.update(likelihood_scores(model, x_test, x_val, samples))
         figures.update(model.latent_summary(x_test))
     if data.y_test is not None:
-        raw = load_raw(settings)  # the images as they are, with every training image the feature network saw
+        raw = load_raw(settings)  # the images as they are, with every training image the judge saw
         test, labels = raw.x_test[:len(x_test)], raw.y_test[:len(x_test)]
-        network = feature_network(raw, settings.limit)
+        network = judge(raw, settings.limit)  # not the DFC-VAE's feature network: no model trains against it
         figures.update(network.sample_scores(test, labels, model.sample(len(test), SAMPLE_SEED),
                                              model.reconstruct(test)))
     figures.update(samples=samples, binarize=binarize, n_test=len(x_test), seconds=time.perf_counter() - start,
@@ -102,8 +102,10 @@ def describe(key, figures):
     if "active_units" in figures:
         text += f", {figures['active_units']} active units"
     if "frechet_distance" in figures:
-        text += (f", Fréchet distance {figures['frechet_distance']:.2f}, reconstructions classified right "
-                 f"{figures['reconstruction_accuracy']:.1%}, class entropy of samples {figures['class_entropy']:.3f}")
+        text += (f", on the judge {figures.get('judge', '')}: Fréchet distance {figures['frechet_distance']:.2f}, "
+                 f"KID {figures['kid']:.4f} [{figures['kid_low']:.4f}, {figures['kid_high']:.4f}], reconstructions "
+                 f"classified right {figures['reconstruction_accuracy']:.1%}, class entropy of samples "
+                 f"{figures['class_entropy']:.3f}")
     if figures.get("validated_on") == "test images":
         text += " [validated on the test images: made before the validation split]"
     return text

@@ -1,7 +1,7 @@
-"""Scores of generated images on a feature network trained here (utils/analysis/features.py): the Fréchet
-distance between Gaussian fits of its penultimate features of real and of generated images, the accuracy of
-its classes on reconstructions, and the spread of its classes over samples; and the blurred and noisy
-images that give the distance its scale.
+"""Scores of generated images on a classifier trained here (the judge of utils/analysis/features.py): the
+Fréchet distance between Gaussian fits of its penultimate features of real and of generated images, the
+accuracy of its classes on reconstructions, and the spread of its classes over samples; and the blurred and
+noisy images that give the distances their scale (the KID is in utils/analysis/kid.py).
 
 FID (Heusel et al. 2017) uses Inception features, which cannot be downloaded here and describe 28x28 digits
 poorly; the same distance on a classifier of the dataset itself is TF-GAN's `frechet_classifier_distance`

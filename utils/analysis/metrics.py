@@ -16,11 +16,12 @@ from scipy.special import logsumexp
 from models.likelihoods import bits_per_dimension
 
 K_CHECK_FACTOR = 4  # the K check compares the estimate at K with the one at this many times K draws
-K_CHECK_IMAGES = 250  # ... on the first this many scored images
+K_CHECK_IMAGES = 100  # ... on the first this many scored images
 
 
-def importance_sampled(model, images, samples, likelihood, batch_size=100, seed=0):
-    """Per image: (ELBO, log-likelihood estimate with `samples` draws), in nats, as float64 arrays."""
+def importance_sampled(model, images, samples, likelihood=None, batch_size=100, seed=0):
+    """Per image: (ELBO, log-likelihood estimate with `samples` draws), in nats, as float64 arrays; `likelihood`
+    None is the one the model trains on."""
     rng = np.random.default_rng(seed)
     elbos, log_likelihoods = [], []
     for start in range(0, len(images), batch_size):
@@ -30,7 +31,7 @@ def importance_sampled(model, images, samples, likelihood, batch_size=100, seed=
     return np.concatenate(elbos), np.concatenate(log_likelihoods)
 
 
-def likelihood_figures(model, images, samples, likelihood, seed=0):
+def likelihood_figures(model, images, samples, likelihood=None, seed=0):
     """Mean ELBO and importance-sampled NLL with `samples` draws per image, in nats and bits per dimension.
 
     Returns {"elbo", "log_likelihood", "nll", "bpd", "elbo_bpd"}; nll = -log_likelihood."""

@@ -1,28 +1,17 @@
-"""Mean, standard deviation and Student-t 95 % confidence intervals over seeds, plain and paired."""
+"""Mean, standard deviation, Student-t 95 % confidence intervals and t-test p-values over seeds, plain and
+paired, and Holm's adjustment of a family of p-values."""
 
 import math
 from dataclasses import dataclass
-from statistics import NormalDist
 
-# Two-sided 95 % Student-t quantiles t(0.975, df) for df = 1..30, to 4 decimals. A table (and the
-# expansion below) because the project does not depend on SciPy for one quantile function.
-T975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
-        2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
-        2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423)
+from scipy.stats import t as student_t
 
 
 def t975(df):
     """The 0.975 quantile of Student's t with `df` degrees of freedom (df >= 1)."""
     if df < 1:
         raise ValueError(f"degrees of freedom must be at least 1; got {df}")
-    if df <= len(T975):
-        return T975[int(df) - 1]
-    # Above 30 the Cornish-Fisher expansion around the normal quantile (Abramowitz & Stegun 26.7.5)
-    # is within 1e-7 of the exact value.
-    z, v = NormalDist().inv_cdf(0.975), float(df)
-    return (z + (z**3 + z) / (4 * v) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v**2)
-            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * v**3)
-            + (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / (92160 * v**4))
+    return float(student_t.ppf(0.975, df))
 
 
 @dataclass(frozen=True)
@@ -45,6 +34,17 @@ class Estimate:
         """Whether the CI lies wholly above or below zero (False when the CI is undefined)."""
         return self.has_ci and (self.low > 0 or self.high < 0)
 
+    @property
+    def p_value(self):
+        """Two-sided p-value of a mean of zero (Student t, n − 1 df; of paired differences: the paired
+        t-test); NaN without an interval."""
+        if not self.has_ci:
+            return math.nan
+        if self.sd == 0:  # every value the same: t is 0 or infinite
+            return 1.0 if self.mean == 0 else 0.0
+        t = self.mean / (self.sd / math.sqrt(self.n))
+        return float(2 * student_t.sf(abs(t), self.n - 1))
+
 
 def estimate(values):
     """Mean, sample sd (n - 1) and 95 % CI mean ± t(0.975, n - 1) · sd / √n of finite `values`."""
@@ -64,3 +64,15 @@ def paired_difference(values, reference):
     """`estimate` of values[s] - reference[s] over the keys (seeds) that both mappings hold."""
     common = sorted(set(values) & set(reference))
     return estimate([values[s] - reference[s] for s in common])
+
+
+def holm(p_values):
+    """Holm's step-down adjustment of a family of p-values, in their order; NaNs stay NaN and are not
+    counted in the family. The i-th smallest of m becomes max over j <= i of min(1, (m − j + 1) · p_(j))."""
+    # By hand: SciPy has only false_discovery_control (Benjamini-Hochberg), and statsmodels is not a dependency.
+    order = sorted((i for i, p in enumerate(p_values) if math.isfinite(p)), key=lambda i: p_values[i])
+    adjusted, running = [math.nan] * len(p_values), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted

@@ -1,6 +1,7 @@
 """What a suite's runs say: `summary.csv` (one row per run), `summary.md` (statistics over seeds and
 paired differences, with a plain reading), the study's loss figures, `losses.png` and `total_loss.png`,
-and, where the runs score each latent layer, `layers.png`."""
+and, where the runs score each latent layer, `layers.png`. Every compared figure of a row comes from the
+run's best epoch, the checkpoint its test figures score; the last epoch's values stay in summary.csv."""
 
 import math
 import os
@@ -13,17 +14,20 @@ import pandas as pd
 from utils.runs import layout
 from utils.atomic import write_text
 from utils.analysis.plots import TERM_LABELS, TRAIN_STYLE, VAL_STYLE, loss_terms, save_figure
-from utils.experiments.claims import claims_rows
 from utils.analysis.stats import estimate, paired_difference, t975
+from utils.experiments.claims_report import claims_section
+from utils.experiments.markdown import ci as _ci, num as _num, p_is, pvalue, units_sentence, validation_note
 from utils.experiments.suite import plural
 from utils.experiments.scoring import scores
 
-COLUMNS = ["variant", "seed", "status", "epochs", "final_val_loss", "best_val_loss", "best_epoch"]
+COLUMNS = ["variant", "seed", "status", "validated_on", "epochs", "final_val_loss", "best_val_loss", "best_epoch"]
 TAIL_COLUMNS = ["train_seconds", "run_dir"]
-# The test figures compared in summary.md, from eval.json (utils/experiments/scoring.py): pixel error, likelihood,
-# and the scores of samples on the data's feature network (utils/analysis/features.py).
-SCORES = ("test_pixel_mse", "test_nll", "test_elbo", "active_units", "test_frechet_distance",
-          "test_reconstruction_accuracy", "test_class_entropy")
+# The test figures compared in summary.md, from eval.json (utils/experiments/scoring.py): pixel error, the
+# model's own objective, a likelihood (bits/dim; nats per image), and the scores of samples on a judge network.
+SCORES = ("test_pixel_mse", "test_loss", "test_bpd", "test_nll", "test_elbo", "active_units",
+          "test_frechet_distance", "test_kid", "test_reconstruction_accuracy", "test_class_entropy")
+OBJECTIVES = ("test_loss",)  # test figures in the model's own loss: comparable only between runs of one loss
+LEGACY_VALIDATION = {"source": "test images"}  # run folders made before the validation split
 STUDY_LOSS = "1000 × pixel MSE + KL"  # what run folders made before `loss_formula` was recorded used
 STUDY_EPOCHS = 200
 BAND = "min–max over seeds"
@@ -41,7 +45,8 @@ def collect(request, folders):
         row = {"variant": variant, "seed": seed, "status": "missing"}
         if (variant, seed) in existing:
             run_dir, params = existing[(variant, seed)]
-            row.update(status=params.get("status"), run_dir=os.path.relpath(run_dir, folders.suite))
+            row.update(status=params.get("status"), validated_on=validation_source(params),
+                       run_dir=os.path.relpath(run_dir, folders.suite))
             history = _read_history(run_dir / layout.HISTORY)
             if params.get("status") == "finished" and len(history):
                 histories.setdefault(variant, {})[seed] = history
@@ -57,26 +62,36 @@ def _read_history(path):
     return pd.read_csv(path) if path.is_file() else pd.DataFrame()
 
 
+def validation_source(params):
+    """What a run was validated on (its best epoch chosen on): params.json's `validation` source."""
+    return (params.get("validation") or LEGACY_VALIDATION).get("source", LEGACY_VALIDATION["source"])
+
+
 def _figures(history, params):
     last, best = history.iloc[-1], layout.best_row(history, params)
     terms = ["loss", *loss_terms(history)]
-    final = {f"final_{k}": float(last[k]) for k in [f"val_{t}" for t in terms] + terms if k in history}
-    return {"epochs": int(last["epoch"]), "best_val_loss": float(best["val_loss"]),
-            "best_epoch": int(best["epoch"]), "train_seconds": float(history["train_seconds"].sum()), **final}
+    keys = [k for k in [f"val_{t}" for t in terms] + terms if k in history]
+    return {"epochs": int(last["epoch"]), "best_epoch": int(best["epoch"]),
+            "train_seconds": float(history["train_seconds"].sum()),
+            **{f"final_{k}": float(last[k]) for k in keys}, **{f"best_{k}": float(best[k]) for k in keys}}
 
 
 def metrics_of(frame):
-    """The compared figures: final val_loss and each validation loss term, then the test scores."""
-    terms = [c.removeprefix("final_") for c in frame.columns if c.startswith("final_val_") and c != "final_val_loss"]
+    """The compared figures: the best epoch's val_loss and each validation loss term, then the test scores."""
+    terms = [c.removeprefix("best_") for c in frame.columns if c.startswith("best_val_") and c != "best_val_loss"]
     return ["val_loss", *terms, *(s for s in SCORES if s in frame and frame[s].notna().any())]
 
 
 def _column(metric):
-    return metric if metric in SCORES else f"final_{metric}"
+    return metric if metric in SCORES else f"best_{metric}"
+
+
+def _is_objective(metric):
+    return metric not in SCORES or metric in OBJECTIVES
 
 
 def by_seed(frame, variant, metric):
-    """{seed: final value of `metric`} of a variant's finished runs."""
+    """{seed: value of `metric`} of a variant's finished runs: the best epoch's for losses."""
     column = _column(metric)
     if column not in frame:
         return {}
@@ -84,18 +99,8 @@ def by_seed(frame, variant, metric):
     return dict(zip(rows["seed"], rows[column]))
 
 
-def _num(x, signed=False):
-    return "—" if not math.isfinite(x) else f"{x:+.4g}" if signed else f"{x:.4g}"
-
-
-def _ci(est):
-    if est.n < 2:
-        return f"undefined ({plural(est.n, 'seed')})"
-    return f"[{_num(est.low)}, {_num(est.high)}]"
-
-
 def variant_table(frame, request):
-    """Markdown: per variant, mean ± sd and 95 % CI over seeds of each final validation loss."""
+    """Markdown: per variant, mean ± sd and 95 % CI over seeds of each best-epoch validation loss and test score."""
     metrics = metrics_of(frame)
     lines = ["| variant | seeds | " + " | ".join(f"{m} mean ± sd | 95 % CI" for m in metrics) + " |",
              "|---|---:|" + "---:|---|" * len(metrics)]
@@ -110,21 +115,23 @@ def variant_table(frame, request):
 
 
 def paired_table(frame, request, losses=None):
-    """Markdown: each variant minus the reference variant, seed by seed, with its 95 % CI; losses of
-    variants whose loss differs from the reference's (`losses`: variant -> description) are left out."""
+    """Markdown: each variant minus the reference variant, seed by seed, with its 95 % CI and paired t-test
+    p; losses of variants whose loss differs from the reference's (`losses`: variant -> description) are
+    left out."""
     ref = request.reference
-    lines = [f"| variant | metric | pairs | mean difference (variant − {ref}) | 95 % CI | excludes 0 |",
-             "|---|---|---:|---:|---|---|"]
+    lines = [f"| variant | metric | pairs | mean difference (variant − {ref}) | 95 % CI | p | excludes 0 |",
+             "|---|---|---:|---:|---|---:|---|"]
     for variant in request.variants:
         if variant == ref:
             continue
         same_loss = not losses or losses.get(variant) == losses.get(ref)
         for metric in metrics_of(frame):
             est = paired_difference(by_seed(frame, variant, metric), by_seed(frame, ref, metric))
-            if est.n == 0 or (metric not in SCORES and not same_loss):
+            if est.n == 0 or (_is_objective(metric) and not same_loss):
                 continue
             verdict = ("yes" if est.excludes_zero else "no") if est.has_ci else "—"
-            lines.append(f"| {variant} | {metric} | {est.n} | {_num(est.mean, signed=True)} | {_ci(est)} | {verdict} |")
+            lines.append(f"| {variant} | {metric} | {est.n} | {_num(est.mean, signed=True)} | {_ci(est)} | "
+                         f"{pvalue(est.p_value)} | {verdict} |")
     return "\n".join(lines)
 
 
@@ -145,11 +152,14 @@ def reading(frame, request, losses=None):
     else:
         notes.append(f"With {request.seeds} seeds the 95 % intervals use t(0.975, {request.seeds - 1}) = "
                      f"{t975(request.seeds - 1):.3g}, so they are wide; an interval that includes zero means "
-                     f"these runs cannot tell the variant from {ref}, not that the two are equal.")
+                     f"no difference from {ref} was detected at these seeds, not that the two are equal: "
+                     "differences inside the interval remain possible.")
         comparisons = len(metrics_of(frame)) * (len(request.variants) - 1)
         if comparisons > 1:
-            notes.append(f"The paired table makes {comparisons} comparisons; at 95 % about one in 20 intervals "
-                         "excludes zero by chance alone, so one such interval among many is weak evidence.")
+            notes.append(f"The paired table makes {comparisons} comparisons, its p-values not adjusted for their "
+                         "number; at 95 % about one in 20 intervals excludes zero by chance alone, so one such "
+                         "interval among many is weak evidence (the claims' verdicts, where the suite tests any, "
+                         "adjust for theirs).")
     # Losses of different objectives are not comparable; what every family shares is the pixel error.
     metric = "val_loss" if len(set((losses or {}).values())) <= 1 else "test_pixel_mse"
     for variant in request.variants:
@@ -164,7 +174,7 @@ def reading(frame, request, losses=None):
 
 
 def _metric_name(metric):
-    return metric if metric in SCORES else f"final {metric}"
+    return metric if metric in SCORES else f"best-epoch {metric}"
 
 
 def _compare(frame, variant, ref, metric="val_loss"):
@@ -177,10 +187,13 @@ def _compare(frame, variant, ref, metric="val_loss"):
     if not est.has_ci:
         return (f"{variant}: {_metric_name(metric)} {size} {direction} than {ref} in the single pair of runs; "
                 "no interval can be computed from one pair.")
-    verdict = ("excludes zero: at these settings the difference is larger than the seed noise"
-               if est.excludes_zero else f"includes zero: these runs cannot tell it from {ref}")
+    interval = f"[{_num(est.low, True)}, {_num(est.high, True)}]"
+    verdict = (f"95 % CI {interval} excludes zero ({p_is(est.p_value)}, not adjusted): at these settings the "
+               "difference is larger than the seed noise" if est.excludes_zero else
+               "95 % CI includes zero: no difference detected at these seeds; the interval rules out differences "
+               f"beyond {interval}")
     return (f"{variant}: {_metric_name(metric)} {size} {direction} than {ref} on average over {est.n} paired "
-            f"seeds, 95 % CI [{_num(est.low, True)}, {_num(est.high, True)}]; the interval {verdict}.")
+            f"seeds; {verdict}.")
 
 
 def loss_description(params):
@@ -190,23 +203,26 @@ def loss_description(params):
 
 
 def summary_markdown(frame, request, n_images=None, losses=()):
-    """The whole `summary.md`: settings, the two tables and the reading; `losses`: each variant's loss."""
-    finished = frame["final_val_loss"].notna()
+    """The whole `summary.md`: settings, the tables, the reading and the claims; `n_images`: (training,
+    validation or None where the test images validated, test); `losses`: each variant's loss."""
+    finished = frame["best_val_loss"].notna()
     not_done = frame[~finished]
-    images = f", {n_images[0]} training / {n_images[1]} validation images" if n_images else ""
     limit = f" --limit {request.limit}" if request.limit else ""
     ref_note = "" if request.reference == "base_lrelu" else " (base_lrelu is not in this suite, so the first variant)"
     parts = [
         f"# Suite `{request.suite}` on {request.dataset}",
         f"Settings: {plural(len(request.variants), 'variant')} × {plural(request.seeds, 'seed')} "
-        f"(0–{request.seeds - 1}), {plural(request.epochs, 'epoch')}{images} "
+        f"(0–{request.seeds - 1}), {plural(request.epochs, 'epoch')}{_images(n_images)} "
         f"(`--dataset {request.dataset}{limit}`).",
         f"Runs: {int(finished.sum())} of {len(frame)} finished."
         + "".join(f"\n- {r.variant} seed {r.seed}: {r.status}" for r in not_done.itertuples()),
-        "Values are those of the last epoch. Mean ± sample standard deviation over seeds; 95 % CI = "
-        "mean ± t(0.975, n − 1) · sd / √n (Student t), undefined with one seed. "
-        + _losses_sentence(losses),
-        "## Final validation losses per variant", variant_table(frame, request),
+        validation_note(frame[finished]),
+        "Every compared value of a run comes from its best epoch (lowest validation loss, counted from "
+        "`best_from_epoch`), the checkpoint whose weights the test figures score; summary.csv keeps the last "
+        "epoch's values too (`final_*`), for reference. Mean ± sample standard deviation over seeds; 95 % CI = "
+        "mean ± t(0.975, n − 1) · sd / √n (Student t), undefined with one seed; p: two-sided paired t-test. "
+        + " ".join(x for x in (_losses_sentence(losses), units_sentence(frame[finished])) if x),
+        "## Best-epoch validation losses and test scores per variant", variant_table(frame, request),
         f"## Paired differences against {request.reference}{ref_note}",
         "Each variant minus the reference, seed by seed (same seeds, same data order), then the "
         "mean and 95 % CI of those differences. Negative means lower loss than the reference.",
@@ -214,36 +230,17 @@ def summary_markdown(frame, request, n_images=None, losses=()):
         "## What these runs can show", reading(frame, request, losses),
         f"Figures: `losses.png` (log reconstruction and KL loss) and `total_loss.png`; lines are means over "
         f"seeds, bands {BAND}.",
+        *claims_section(lambda v, m: by_seed(frame, v, m), request),
     ]
-    claims = claims_table(frame, request)
-    if claims:
-        parts += ["## The study's claims", "Each claim as paired differences, seed by seed (negative: the first "
-                  "variant is lower, as the claim says). Supported: every interval lies below zero; contradicted: "
-                  "an interval lies above zero; otherwise not resolved by these seeds. The NLL is the "
-                  "importance-sampled test NLL (`test_nll`), where the runs were scored.", claims]
-    return "\n\n".join(parts) + "\n"
+    return "\n\n".join(part for part in parts if part) + "\n"
 
 
-def claims_table(frame, request):
-    """Markdown: each claim of the study the suite can test, the measured paired differences in the
-    study's loss and in NLL, and the verdict (utils/claims.py); empty if the suite tests none."""
-    rows = claims_rows(lambda v, m: by_seed(frame, v, m), request.variants, request.seeds)
-    if not rows:
+def _images(n_images):
+    if not n_images:
         return ""
-    lines = ["| claim | study's loss (final val_loss): difference [95 % CI] | verdict | NLL (nats): difference "
-             "[95 % CI] | verdict |", "|---|---|---|---|---|"]
-    for row in rows:
-        cells = []
-        for metric in ("val_loss", "test_nll"):
-            if metric not in row:
-                cells += ["—", "—"]
-                continue
-            estimates, verdict = row[metric]
-            parts = [f"{lo} − {'its training loss' if hi == 'train_loss' else hi}: "
-                     f"{_num(e.mean, signed=True)} {_ci(e)}" for (lo, hi), e in zip(row["comparisons"], estimates)]
-            cells += ["<br>".join(parts), f"**{verdict}**"]
-        lines.append(f"| {row['claim']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    train, val, test = n_images
+    return (f", {train} training / {test} test images" if val is None
+            else f", {train} training / {val} validation (held out of the training images) / {test} test images")
 
 
 def _losses_sentence(losses):
@@ -295,7 +292,8 @@ def plot_suite_curves(histories, panels, title):
 LAYER_COLUMN = re.compile(r"^(?:test_)?(.+)_layer(\d+)$")  # e.g. test_kl_layer2: a figure of latent layer 2
 
 
-LAYER_TITLES = {"active_units": "active units", "kl": "KL of the layer (nats)"}
+LAYER_TITLES = {"active_units": "active units (posterior-mean variance > 0.01)",
+                "active_units_kl": "active units (mean KL > 0.01 nats)", "kl": "KL of the layer (nats)"}
 
 
 def layer_figures(frame):
@@ -343,10 +341,11 @@ def write_report(request, folders):
     frame, histories = collect(request, folders)
     write_text(suite_dir / "summary.csv", frame.to_csv(index=False))
     n_images, losses = None, {}
-    finished = frame[frame["final_val_loss"].notna()]
+    finished = frame[frame["best_val_loss"].notna()]
     for row in finished.itertuples():
         params = layout.read_params(suite_dir / row.run_dir)
-        n_images = (params.get("n_train"), params.get("n_test"))
+        validation = params.get("n_val") if "validation" in params else None  # earlier runs: the test images
+        n_images = (params.get("n_train"), validation, params.get("n_test"))
         losses.setdefault(row.variant, loss_description(params))
     write_text(suite_dir / "summary.md", summary_markdown(frame, request, n_images, losses))
     if histories:

@@ -1,6 +1,7 @@
-"""Scoring a suite's finished runs on their test images with `evaluate.py`: pixel MSE for every family,
-and ELBO, importance-sampled NLL and active units where the model has a likelihood. Each run's `eval.json` is reused when it
-already holds the figures for these settings, so a re-run scores only new runs."""
+"""Scoring a suite's finished runs on their test images with `evaluate.py`: pixel MSE and the model's own loss
+for every family, and ELBO, NLL, bits per dimension and active units where the model has a likelihood. Each
+run's `eval.json` is reused when it already holds the figures for these settings, so a re-run scores only new
+runs."""
 
 import json
 import subprocess
@@ -33,14 +34,16 @@ def is_current(entry, written):
 
 
 # eval.json's bookkeeping, not figures; every other number of an entry becomes a summary column.
-BOOKKEEPING = ("samples", "binarize", "n_test", "seconds", "time")
+BOOKKEEPING = ("samples", "binarize", "n_test", "seconds", "time", "kid_subsets", "kid_subset_size", "k_check_images")
 COLUMN = {"active_units": "active_units", "kl_per_dimension": "test_kl_dim"}  # else test_<name>
+TEXT = ("likelihood", "judge", "validated_on")  # what the figures mean: kept as text columns of the same name
 
 
 def scores(run_dir, samples=None):
     """The test figures of a run's `eval.json` (the not-binarized entry with `samples` draws, or the
     most draws) that scored its current models, as summary columns: `test_<figure>` for each number
-    (test_pixel_mse, test_nll, test_elbo, ...), `active_units`, and `test_kl_dim<i>` for a list."""
+    (test_pixel_mse, test_loss, test_bpd, test_nll, ...), `active_units`, `test_kl_dim<i>` for a list,
+    and the TEXT entries (the likelihood's name, the judge network's, what the run was validated on)."""
     path = Path(run_dir) / layout.EVAL
     try:
         entries = [e for e in json.loads(path.read_text()).values() if not e.get("binarize")]
@@ -54,9 +57,11 @@ def scores(run_dir, samples=None):
     found = {}
     for key, value in entry.items():
         name = COLUMN.get(key, f"test_{key}")
-        if key in BOOKKEEPING or isinstance(value, (str, bool)) or value is None:
+        if key in TEXT and isinstance(value, str):
+            found[key] = value
+        elif key in BOOKKEEPING or isinstance(value, (str, bool)) or value is None:
             continue
-        if isinstance(value, list):
+        elif isinstance(value, list):
             found.update({f"{name}{i}": v for i, v in enumerate(value) if isinstance(v, (int, float))})
         elif isinstance(value, (int, float)):
             found[name] = value

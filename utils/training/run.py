@@ -54,7 +54,7 @@ def start_run(config, settings, run_root, label):
     data = load_data(settings)
     try:
         settings = resolve_settings(settings)
-        config = config.for_images(data.image_shape)
+        config = config.for_images(data.image_shape).for_run(settings.epochs)
     except ValueError as e:
         raise UserError(str(e)) from None
     config = with_feature_network(config, settings)

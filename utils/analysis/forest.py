@@ -1,0 +1,65 @@
+"""The findings figure: each variant's paired difference from the reference variant, seed by seed, with its
+95 % interval, one panel per measure and one group of rows per suite (data set and length of training),
+drawn from the suites' `summary.csv`. A reader sees at a glance which intervals clear zero."""
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from utils.analysis.stats import paired_difference
+
+# summary.csv column -> panel title; the first of each group that a suite has is drawn (older suites lack
+# the newer columns: their loss is the last epoch's val_loss, validated on the test images)
+MEASURES = {
+    "the study's loss (1000 × MSE + KL), test images": ("test_loss",),
+    "bits per dimension (discretized Gaussian)": ("test_bpd",),
+    "KID of samples (judge network)": ("test_kid",),
+}
+
+
+def differences(frame, reference, columns):
+    """{variant: (column, Estimate)} of each variant's paired difference from `reference` in the first of
+    `columns` that the frame has values for."""
+    found = {}
+    for column in columns:
+        if column not in frame or frame[column].isna().all():
+            continue
+        values = {v: dict(zip(rows["seed"], rows[column])) for v, rows in frame.dropna(subset=[column]).groupby("variant")}
+        for variant in frame["variant"].drop_duplicates():
+            if variant != reference and variant in values and reference in values:
+                found[variant] = (column, paired_difference(values[variant], values[reference]))
+        return found
+    return found
+
+
+def plot_forest(suites, reference="base_lrelu", measures=MEASURES):
+    """`suites`: [(label, summary frame)]. One panel per measure; rows are (suite, variant) with the mean
+    paired difference and its 95 % CI; intervals that exclude zero are drawn solid, the others hollow."""
+    rows = [(label, v) for label, frame in suites for v in frame["variant"].drop_duplicates() if v != reference]
+    fig, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 0.42 * len(rows) + 1.6), sharey=True,
+                             squeeze=False)
+    colours = plt.get_cmap("tab10")
+    for ax, (title, columns) in zip(axes[0], measures.items()):
+        for y, (label, variant) in enumerate(rows):
+            frame = dict(suites)[label]
+            found = differences(frame, reference, columns).get(variant)
+            if not found or not found[1].has_ci:
+                continue
+            est = found[1]
+            colour = colours(sorted({v for _, v in rows}).index(variant) % 10)
+            ax.errorbar(est.mean, y, xerr=[[est.mean - est.low], [est.high - est.mean]], fmt="o", capsize=3,
+                        color=colour, markerfacecolor=colour if est.excludes_zero else "white")
+        ax.axvline(0, color="grey", linewidth=0.8)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(f"difference from {reference} (lower is better)", fontsize=8)
+    axes[0][0].set_yticks(range(len(rows)), [f"{variant}  ·  {label}" for label, variant in rows], fontsize=8)
+    axes[0][0].invert_yaxis()
+    fig.suptitle(f"Paired differences from {reference}, mean and 95 % CI over seeds (solid: the interval "
+                 "excludes zero, before any correction for multiple comparisons)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def read_summary(folder):
+    """A suite's `summary.csv`, finished runs only."""
+    frame = pd.read_csv(f"{folder}/summary.csv")
+    return frame[frame["status"] == "finished"]
