@@ -1,7 +1,7 @@
 """How the importance-sampled NLL moves with the number of samples K, for run folders of families with a
 likelihood: the estimate at each K of --ks on the first --images test images, in nats per image and bits
-per dimension, with the seconds each took. The default K of evaluate.py and of suites is chosen from it (the
-smallest K whose estimate is within 0.1 nat of the largest K's; docs/training.md "Scoring").
+per dimension, with the seconds each took: how far the default K of evaluate.py and of suites (100) is from
+a larger one, measured (docs/training.md, "How many importance samples").
 
     python -m benchmarks.k_sweep RUN_DIR [RUN_DIR ...] --ks 100,1000,5000 --images 200
 """

@@ -138,7 +138,13 @@ class LVAEObjective(VAEObjective):
 
     loss: str = setting("bce", "reconstruction term (models/likelihoods.py)", choices=likelihoods.LOSSES)
     warmup_epochs: int = setting(0, "raise beta linearly from 0 over N epochs", check=NON_NEGATIVE_INT)
-    warmup_fraction: float = setting(0.5, "... or over this share of the run's epochs (e.g. 3/7)", check=FRACTION)
+    warmup_fraction: float | None = setting(None, "... or over this share of the run's epochs (e.g. 3/7; default: "
+                                                  "half the run, unless --warmup-epochs is given)", check=FRACTION)
+
+    def __post_init__(self):
+        if self.warmup_fraction is None:  # the family's default yields to a warm-up given in epochs
+            object.__setattr__(self, "warmup_fraction", 0.0 if self.warmup_epochs else 0.5)
+        super().__post_init__()
 
 
 @register_family("lvae")

@@ -155,9 +155,10 @@ class VariationalAutoencoder(AutoencoderModel):
 
         def fitted():
             with no_gradients():
-                errors = [np.square(b - to_numpy(first(self.forward(b)["outputs"]))).mean(axis=tuple(range(1, b.ndim)))
+                errors = [np.mean(np.square(b - to_numpy(first(self.forward(b)["outputs"]))))
                           for b in batches(validation_images, 1000)]
-            return float(np.sqrt(np.concatenate(errors).mean())), f"fitted on {len(validation_images)} validation images"
+            sizes = [len(b) for b in batches(validation_images, 1000)]
+            return float(np.sqrt(np.average(errors, weights=sizes))), f"fitted on {len(validation_images)} validation images"
 
         return likelihoods.scoring_likelihood(objective.loss, binary, objective.sigma, fitted)
 

@@ -1,7 +1,7 @@
 """Reconstruction terms, per image: where `--loss mse|rmse|bce|gaussian|gaussian_learned` is decided.
 
-Training minimises `reconstruction_loss`; the NLL (a model's `log_importance_weights`) scores with
-`log_likelihood`, so the two cannot disagree.
+Training minimises `reconstruction_loss`; `training_likelihood` is the same term as a `Likelihood`, which
+a model's `log_importance_weights` uses by default, so the ELBO it gives is the one training maximises.
 
 - `mse`, `rmse`: `r_loss_factor` times the mean squared pixel error (what the study's code computes) or
   its square root (what the study's README says). Neither is a likelihood: they have no unit that the
@@ -82,6 +82,11 @@ class Likelihood:
     sigma_source: str = ""
 
     @property
+    def discrete(self):
+        """Whether it is a probability of the pixels' values (Bernoulli, 256 levels), not a density."""
+        return self.kind in ("bernoulli", "discretized_gaussian")
+
+    @property
     def name(self):
         """For eval.json and summaries, e.g. `discretized_gaussian(sigma=0.1032, fitted on the validation images)`."""
         if self.kind == "bernoulli":
@@ -133,6 +138,12 @@ def is_binary(images):
     """Whether every pixel is 0 or 1."""
     images = np.asarray(images)
     return bool(np.all((images == 0) | (images == 1)))
+
+
+def on_levels(images, levels=LEVELS):
+    """Whether every pixel is one of the `levels` values k / (levels - 1) (8-bit images scaled to [0, 1])."""
+    images = np.asarray(images, dtype="float64")
+    return bool(np.allclose(np.rint(images * (levels - 1)) / (levels - 1), images, rtol=0, atol=1e-6))
 
 
 def training_likelihood(kind, sigma=1.0):

@@ -130,7 +130,10 @@ def publish(suite_dir, out, command, log=None, feature_nets=Path("run") / "featu
         f"seeds {', '.join(map(str, sorted(finished['seed'].unique())))}.",
         f"- Epochs: {int(finished['epochs'].max())}; batch {training['batch_size']}, Adam at {training['lr']}.",
         f"- Data: `{training['dataset']}`" + (f" with `--limit {training['limit']}`" if training.get("limit") else "")
-        + f", {params.get('n_train')} training and {params.get('n_test')} test images.",
+        + (f", {params.get('n_train')} training, {params['n_val']} validation (held out of the training images) and "
+           if params.get("validation", {}).get("source") == "training images"
+           else f", {params.get('n_train')} training (validated on the test images) and ")
+        + f"{params.get('n_test')} test images.",
         f"- Wall time: {seconds} s for the whole command (training, scoring and figures)" if seconds is not None
         else f"- Training time (sum over runs, training steps only): {finished['train_seconds'].sum():.0f} s",
         f"- Machine: {machine_line(machine_info()).removeprefix('machine: ')}; no GPU.",

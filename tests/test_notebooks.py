@@ -98,7 +98,7 @@ def study_pool(tmp_path_factory):
     suite notebooks then find their runs there and train nothing. tests/test_suite.py trains real suites."""
     root = tmp_path_factory.mktemp("notebook_suites")
     for number, (variant, seed) in enumerate(SuiteRequest("all", 1).keys(), 1):
-        fake_run(root / "pool_fashion_mnist_limit300", number, variant, seed)
+        fake_run(root / "pool_fashion_mnist_limit300_val", number, variant, seed)
     return root
 
 

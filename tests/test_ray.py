@@ -18,7 +18,7 @@ os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 cluster_utils = pytest.importorskip("ray.cluster_utils")
 pytestmark = pytest.mark.slow
 
-POOL = "pool_fashion_mnist_limit300"
+POOL = "pool_fashion_mnist_limit300_val"
 # A lost node is noticed within about three seconds instead of Ray's default of fifteen (not faster: the
 # other xdist worker's tests share the cores, and a busy node must not be taken for a lost one).
 FAST_FAILURE = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
@@ -123,7 +123,7 @@ def test_ray_suite_matches_the_local_one(cluster, local_suite, tmp_path):
 
 
 def test_a_node_lost_while_its_run_trains_is_resumed_elsewhere(cluster, tmp_path):
-    out, pool = tmp_path / "activations", tmp_path / "pool_fashion_mnist_limit1200"
+    out, pool = tmp_path / "activations", tmp_path / "pool_fashion_mnist_limit1200_val"
     worker = next(iter(cluster.worker_nodes))
     suite = subprocess.Popen([sys.executable, "run_experiments.py", *SUITE, "--variants", "base_lrelu",
                               "--epochs", "5", "--limit", "1200", "--out", str(out), "--backend", "ray",

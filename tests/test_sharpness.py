@@ -225,6 +225,7 @@ def test_evaluate_prints_the_sample_scores_of_every_family(preset, tmp_path):
     run_dir = train("--preset", preset, "--epochs", 1, "--seed", 0, "--run-root", tmp_path, *TINY)
     code, out, err = run_main(evaluate.main, run_dir, "--samples", 4)
     assert code == 0 and "Fréchet distance" in out and "reconstructions classified right" in out, err
+    assert ("bits/dim" in out) == (preset != "conv_ae_lecture") and ("no likelihood" in out) == (preset == "conv_ae_lecture")
     entry = json.loads((run_dir / "eval.json").read_text())["k4_n100"]
     assert entry["frechet_distance"] > 0 and 0 <= entry["reconstruction_accuracy"] <= 1
     assert 0 <= entry["class_entropy"] <= 1 and ("nll" in entry) == (preset != "conv_ae_lecture")

@@ -74,9 +74,9 @@ def test_request_keeps_suite_order_and_picks_reference():
     bn = SuiteRequest("batchnorm", 1)
     assert bn.reference == "gelu_full"  # base_lrelu is not in it: the first variant
     where = request(root="x").folders()
-    assert where.suite == Path("x/activations_fashion_mnist_limit300").absolute()
-    assert where.pool == Path("x/pool_fashion_mnist_limit300").absolute()
-    assert SuiteRequest("dropout", 1, dataset="fashion_mnist").folders().suite.name == "dropout_fashion_mnist"
+    assert where.suite == Path("x/activations_fashion_mnist_limit300_val").absolute()
+    assert where.pool == Path("x/pool_fashion_mnist_limit300_val").absolute()
+    assert SuiteRequest("dropout", 1, dataset="fashion_mnist").folders().suite.name == "dropout_fashion_mnist_val"
     assert SuiteRequest("dropout", 1, out="y/mine", pool="z").folders() == SuiteFolders("y/mine", "z")
 
 
@@ -100,7 +100,7 @@ def test_after_suite_all_the_section_suites_train_nothing(tmp_path):
         lines = []
         result = run_suite(SuiteRequest(name, 2, 1, "fashion_mnist", 300, root=str(tmp_path),
                                         eval_samples=0), log=lines.append)  # fake runs have no models to score
-        assert result.ok and result.suite_dir == tmp_path / f"{name}_fashion_mnist_limit300"
+        assert result.ok and result.suite_dir == tmp_path / f"{name}_fashion_mnist_limit300_val"
         assert "0 to resume, 0 to extend to 1 epoch, 0 new;" in lines[1]
         assert len(result.summary) == 2 * len(SuiteRequest(name, 2).variants)
         assert all((result.suite_dir / f).is_file() for f in ("summary.md", "losses.png", "total_loss.png"))
@@ -145,8 +145,8 @@ def test_train_command_is_decided_when_the_job_starts(tmp_path):
 
 def test_mixed_precision_runs_get_their_own_folder_and_flag(tmp_path):
     mixed, where = request(mixed_precision=True), folders(tmp_path)
-    assert request(mixed_precision=True, root="x").folders().suite.name == "activations_fashion_mnist_limit300_mixed"
-    assert request(mixed_precision=True, root="x").folders().pool.name == "pool_fashion_mnist_limit300_mixed"
+    assert request(mixed_precision=True, root="x").folders().suite.name == "activations_fashion_mnist_limit300_val_mixed"
+    assert request(mixed_precision=True, root="x").folders().pool.name == "pool_fashion_mnist_limit300_val_mixed"
     assert "--mixed-precision" in train_command(plan(mixed, where)[0], mixed, where)
     fake_run(where.pool, 1, "base_lrelu", 0)  # a float32 run in the pool: not mixed with bfloat16 ones
     with pytest.raises(UserError, match="trained without --mixed-precision"):
@@ -200,7 +200,7 @@ def test_unwritable_out_is_refused(tmp_path):
 
 # ---- a real suite: 2 variants x 2 seeds x 1 epoch on 300 images, two at a time -----------------------
 
-POOL = "pool_fashion_mnist_limit300"
+POOL = "pool_fashion_mnist_limit300_val"
 
 
 def run_cli(out, *extra):

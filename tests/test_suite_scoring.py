@@ -16,7 +16,7 @@ def fake_run(tmp_path, scored_at, models_at):
         path.write_bytes(b"model")
         os.utime(path, (models_at, models_at))
     entry = {"pixel_mse": 0.01, "nll": 120.5, "elbo": -125.0, "active_units": 2, "kl_per_dimension": [3.0, 2.5],
-             "samples": 100, "binarize": False,
+             "samples": 100, "binarize": False, "validated_on": "training images",
              "time": datetime.fromtimestamp(scored_at, timezone.utc).isoformat(timespec="seconds")}
     (tmp_path / layout.EVAL).write_text(json.dumps({"k100_n1000": entry}))
     return tmp_path
@@ -25,7 +25,7 @@ def fake_run(tmp_path, scored_at, models_at):
 def test_scores_of_the_current_models_are_reused(tmp_path):
     run = fake_run(tmp_path, scored_at=1_700_000_100, models_at=1_700_000_000)
     assert scores(run, 100) == {"test_pixel_mse": 0.01, "test_nll": 120.5, "test_elbo": -125.0, "active_units": 2,
-                                "test_kl_dim0": 3.0, "test_kl_dim1": 2.5}
+                                "test_kl_dim0": 3.0, "test_kl_dim1": 2.5, "validated_on": "training images"}
     assert scores(run, 10) == {}  # another number of importance samples is another setting
 
 
@@ -50,3 +50,12 @@ def test_every_number_of_an_entry_is_a_column_and_bookkeeping_is_not(tmp_path):
     found = scores(run, 100)
     assert found["test_active_units_layer2"] == 3 and found["test_kl_layer2"] == 1.5
     assert not {"test_samples", "test_time", "test_likelihood", "test_family", "test_binarize"} & set(found)
+
+
+def test_an_entry_made_before_the_scoring_protocol_is_not_used(tmp_path):
+    """Entries without `validated_on` scored grey pixels with a Bernoulli "NLL": the suite scores the run again."""
+    run = fake_run(tmp_path, scored_at=1_700_000_100, models_at=1_700_000_000)
+    data = json.loads((run / layout.EVAL).read_text())
+    del data["k100_n1000"]["validated_on"]
+    (run / layout.EVAL).write_text(json.dumps(data))
+    assert scores(run, 100) == {}

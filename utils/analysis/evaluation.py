@@ -3,6 +3,7 @@
 when its settings ask (`--eval-samples`), with the model and data it already holds. The test images are
 touched here only: training, the best epoch and the figures use the validation images."""
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from models.likelihoods import is_binary
+from models.likelihoods import LEVELS, is_binary, on_levels
 from utils.analysis import metrics
 from utils.analysis.features import judge
 from utils.atomic import write_json
@@ -45,7 +46,7 @@ def evaluate_run(run_dir, samples=100, binarize=False, limit=None, model=None, d
     figures = {"family": model.config.family, "validated_on": validated_on,
                "pixel_mse": metrics.reconstruction_mse(model, x_test), **objective_figures(model, x_test)}
     if model.has_likelihood:
-        figures.update(likelihood_scores(model, x_test, x_val, samples))
+        figures.update(likelihood_scores(model, x_test, x_val, samples, data.x_val is data.x_test))
         figures.update(model.latent_summary(x_test))
     if data.y_test is not None:
         raw = load_raw(settings)  # the images as they are, with every training image the judge saw
@@ -78,10 +79,20 @@ def objective_figures(model, images, batch_size=500):
             **{f"loss_{name}": float(np.concatenate(values).mean()) for name, values in terms.items()}}
 
 
-def likelihood_scores(model, x_test, x_val, samples):
+def likelihood_scores(model, x_test, x_val, samples, validated_on_test=False):
     """ELBO, NLL (nats per image) and bits per dimension of a likelihood of the data as they are, and the
-    check of K (models/likelihoods.py: which likelihood, and why)."""
-    likelihood = model.scoring_likelihood(is_binary(x_test), x_val)
+    check of K (models/likelihoods.py: which likelihood, and why). Grey pixels off the 256 levels (resized
+    image folders, float arrays) are rounded to them first, and the likelihood's name says so."""
+    binary = is_binary(x_test)
+    rounded = not binary and not on_levels(x_test)
+    if rounded:
+        x_test, x_val = (np.rint(np.asarray(x) * (LEVELS - 1)) / (LEVELS - 1) for x in (x_test, x_val))
+    likelihood = model.scoring_likelihood(binary, x_val)
+    if validated_on_test and likelihood.sigma_source.startswith("fitted"):  # a run made before the split
+        likelihood = dataclasses.replace(likelihood, sigma_source=likelihood.sigma_source.replace(
+            "validation images", "test images, as the run was validated on them"))
+    if rounded:
+        likelihood = dataclasses.replace(likelihood, sigma_source=likelihood.sigma_source + "; pixels rounded to 256 levels")
     return {"likelihood": likelihood.name, "likelihood_kind": likelihood.kind,
             **metrics.likelihood_figures(model, x_test, samples, likelihood),
             **metrics.k_check(model, x_test, samples, likelihood)}
@@ -96,16 +107,17 @@ def describe(key, figures):
         text += (f", {figures['bpd']:.4f} bits/dim (NLL {figures['nll']:.2f} nats, ELBO {figures['elbo']:.2f} nats; "
                  f"{figures['likelihood']}; K = {figures['samples']} importance samples, "
                  f"{metrics.K_CHECK_FACTOR}K moves it {change:+.3f} nats on {figures['k_check_images']} images"
-                 + (": raise --samples" if abs(change) > 0.1 else "") + ")")
+                 + (": raise --samples" if abs(change) > metrics.K_CHECK_TOLERANCE else "") + ")")
     elif "nll" not in figures:
         text += f", no likelihood (a {figures['family']} has none)"
     if "active_units" in figures:
         text += f", {figures['active_units']} active units"
     if "frechet_distance" in figures:
+        kid = (f"KID {figures['kid']:.4f} [{figures['kid_low']:.4f}, {figures['kid_high']:.4f}], " if "kid" in figures
+               else "")
         text += (f", on the judge {figures.get('judge', '')}: Fréchet distance {figures['frechet_distance']:.2f}, "
-                 f"KID {figures['kid']:.4f} [{figures['kid_low']:.4f}, {figures['kid_high']:.4f}], reconstructions "
-                 f"classified right {figures['reconstruction_accuracy']:.1%}, class entropy of samples "
-                 f"{figures['class_entropy']:.3f}")
+                 f"{kid}reconstructions classified right {figures['reconstruction_accuracy']:.1%}, class entropy of "
+                 f"samples {figures['class_entropy']:.3f}")
     if figures.get("validated_on") == "test images":
         text += " [validated on the test images: made before the validation split]"
     return text

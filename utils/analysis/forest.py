@@ -7,11 +7,10 @@ import pandas as pd
 
 from utils.analysis.stats import paired_difference
 
-# summary.csv column -> panel title; the first of each group that a suite has is drawn (older suites lack
-# the newer columns: their loss is the last epoch's val_loss, validated on the test images)
+# panel title -> the summary.csv columns it draws (the first one a suite has)
 MEASURES = {
     "the study's loss (1000 × MSE + KL), test images": ("test_loss",),
-    "bits per dimension (discretized Gaussian)": ("test_bpd",),
+    "bits per dimension (the scoring likelihood)": ("test_bpd",),
     "KID of samples (judge network)": ("test_kid",),
 }
 

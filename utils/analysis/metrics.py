@@ -16,6 +16,7 @@ from scipy.special import logsumexp
 from models.likelihoods import bits_per_dimension
 
 K_CHECK_FACTOR = 4  # the K check compares the estimate at K with the one at this many times K draws
+K_CHECK_TOLERANCE = 0.1  # nats: a larger change from K to 4K draws says K is too small
 K_CHECK_IMAGES = 100  # ... on the first this many scored images
 
 
@@ -32,14 +33,18 @@ def importance_sampled(model, images, samples, likelihood=None, batch_size=100, 
 
 
 def likelihood_figures(model, images, samples, likelihood=None, seed=0):
-    """Mean ELBO and importance-sampled NLL with `samples` draws per image, in nats and bits per dimension.
+    """Mean ELBO and importance-sampled NLL with `samples` draws per image, in nats, and in bits per dimension
+    where the likelihood is a probability of discrete pixels (a density's bits mean nothing).
 
-    Returns {"elbo", "log_likelihood", "nll", "bpd", "elbo_bpd"}; nll = -log_likelihood."""
+    Returns {"elbo", "log_likelihood", "nll"[, "bpd", "elbo_bpd"]}; nll = -log_likelihood."""
     elbo, log_likelihood = importance_sampled(model, images, samples, likelihood, seed=seed)
-    dimensions = int(np.prod(images.shape[1:]))
     nll = -float(log_likelihood.mean())
-    return {"elbo": float(elbo.mean()), "log_likelihood": -nll, "nll": nll,
-            "bpd": bits_per_dimension(nll, dimensions), "elbo_bpd": bits_per_dimension(-float(elbo.mean()), dimensions)}
+    figures = {"elbo": float(elbo.mean()), "log_likelihood": -nll, "nll": nll}
+    if likelihood is not None and likelihood.discrete:
+        dimensions = int(np.prod(images.shape[1:]))
+        figures.update(bpd=bits_per_dimension(nll, dimensions),
+                       elbo_bpd=bits_per_dimension(-float(elbo.mean()), dimensions))
+    return figures
 
 
 def k_check(model, images, samples, likelihood, seed=1):

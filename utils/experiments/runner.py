@@ -11,7 +11,7 @@ from utils.experiments.local import LocalBackend
 from utils.experiments.locks import RunLocks, SuiteLock
 from utils.experiments.report import write_report
 from utils.experiments.scoring import score_runs
-from utils.experiments.suite import check_writable, plan_locked, plural
+from utils.experiments.suite import VAL_FRACTION, check_writable, plan_locked, plural
 
 
 @dataclass
@@ -97,7 +97,7 @@ def _log_plan(log, request, folders, todo, runner, n_train):
     counts = {a: sum(j.action == a for j in todo) for a in ("skip", "resume", "extend", "new")}
     log(f"suite {request.suite}: {plural(len(request.variants), 'variant')} x {plural(request.seeds, 'seed')} = "
         f"{plural(len(todo), 'run')} of {plural(request.epochs, 'epoch')} on {request.dataset} ({n_train} training "
-        f"images) in {folders.suite}, runs in {folders.pool}")
+        f"images, {VAL_FRACTION:g} of them held out for validation) in {folders.suite}, runs in {folders.pool}")
     log(f"{counts['skip']} finished (skipped), {counts['resume']} to resume, {counts['extend']} to extend to "
         f"{plural(request.epochs, 'epoch')}, {counts['new']} new; {runner.describe()}")
 

@@ -39,6 +39,11 @@ COLUMN = {"active_units": "active_units", "kl_per_dimension": "test_kl_dim"}  # 
 TEXT = ("likelihood", "judge", "validated_on")  # what the figures mean: kept as text columns of the same name
 
 
+# Entries written before the scoring protocol of issue 27 (a Bernoulli "NLL" of grey pixels, sample scores from the
+# DFC-VAE's own network) lack this key: they are not used, so a suite scores such runs again.
+PROTOCOL_KEY = "validated_on"
+
+
 def scores(run_dir, samples=None):
     """The test figures of a run's `eval.json` (the not-binarized entry with `samples` draws, or the
     most draws) that scored its current models, as summary columns: `test_<figure>` for each number
@@ -50,7 +55,8 @@ def scores(run_dir, samples=None):
     except (OSError, ValueError, AttributeError):
         return {}
     written = models_written(run_dir)
-    entries = [e for e in entries if (samples is None or e.get("samples") == samples) and is_current(e, written)]
+    entries = [e for e in entries if (samples is None or e.get("samples") == samples) and is_current(e, written)
+               and PROTOCOL_KEY in e]
     if not entries:
         return {}
     entry = max(entries, key=lambda e: (e.get("samples", 0), e.get("time", "")))

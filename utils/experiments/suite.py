@@ -25,7 +25,7 @@ from utils.data.loaders import dataset_name
 from utils.errors import UserError
 from utils.experiments.presets import SUITES
 from utils.runs import layout
-from utils.training.settings import TrainSettings
+from utils.training.settings import TrainSettings, recorded_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUITE_ROOT = Path("run") / "experiments"
@@ -95,9 +95,10 @@ class SuiteRequest:
         return [(v, s) for v in self.variants for s in range(self.seeds)]
 
     def data_label(self):
-        """`<dataset>[_limitN][_mixed]`, the part of the default folder names that keeps other data (and
-        mixed-precision runs) apart."""
-        return (dataset_name(self.dataset) + (f"_limit{self.limit}" if self.limit else "")
+        """`<dataset>[_limitN]_val[_mixed]`, the part of the default folder names that keeps other data (and
+        mixed-precision runs) apart; `_val`: validated on a split of the training images, so the folders of
+        runs made before the split (validated on the test images) are never mixed with these."""
+        return (dataset_name(self.dataset) + (f"_limit{self.limit}" if self.limit else "") + "_val"
                 + ("_mixed" if self.mixed_precision else ""))
 
     def folders(self):
@@ -208,8 +209,8 @@ def plan(request, folders):
             raise UserError(
                 f"{run_dir} was trained on {training.get('dataset')} with --limit {training.get('limit')}, "
                 f"not {request.dataset} with --limit {request.limit}; use the same settings or another --pool")
-        if training.get("val_fraction", 0.0) != VAL_FRACTION:
-            raise UserError(f"{run_dir} was validated on {validated_on(training.get('val_fraction', 0.0))}, this "
+        if recorded_settings(params).val_fraction != VAL_FRACTION:
+            raise UserError(f"{run_dir} was validated on {validated_on(recorded_settings(params).val_fraction)}, this "
                             f"suite on {validated_on(VAL_FRACTION)}; runs of the two protocols are not compared: "
                             "pass another --pool")
         if bool(training.get("mixed_precision")) != request.mixed_precision:
