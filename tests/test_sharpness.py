@@ -95,6 +95,7 @@ def tiny_data(seed, n=120):
     return Dataset("tiny", images[:90], images[90:], labels[:90], labels[90:])
 
 
+@pytest.mark.slow
 def test_the_feature_network_is_cached_for_the_same_data_and_rebuilt_for_other_data(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_FEATURE_NETS", str(tmp_path))
     said = []
@@ -108,6 +109,7 @@ def test_the_feature_network_is_cached_for_the_same_data_and_rebuilt_for_other_d
     assert features.feature_network(tiny_data(1), log=said.append).info == other.info and len(said) == 3
 
 
+@pytest.mark.slow
 def test_the_judge_is_cached_apart_and_rebuilt_when_another_network_sits_there(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_FEATURE_NETS", str(tmp_path))
     said = []
