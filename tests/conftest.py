@@ -20,8 +20,10 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # the tests are CPU-sized
 
 # Small, real data: the first few hundred Fashion-MNIST images from Debian's package.
 TINY = ["--dataset", "fashion_mnist", "--limit", "300"]
-# A real suite of 2 variants x 2 seeds x 1 epoch, for run_experiments.py
-SUITE = ["--suite", "activations", "--variants", "base_lrelu,gelu_full", "--seeds", "2", "--epochs", "1", *TINY]
+# A real suite of 2 variants x 2 seeds x 1 epoch, for run_experiments.py, scored with 20 importance samples (the
+# default 100, with its K check of 400 draws, made the suite's scoring the test run's longest path)
+SUITE = ["--suite", "activations", "--variants", "base_lrelu,gelu_full", "--seeds", "2", "--epochs", "1", *TINY,
+         "--eval-samples", "20"]
 
 
 def run_script(script, *args, timeout=300, env=None, cwd=None):
