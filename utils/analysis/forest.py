@@ -37,14 +37,14 @@ def plot_forest(suites, reference="base_lrelu", measures=MEASURES):
     fig, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 0.42 * len(rows) + 1.6), sharey=True,
                              squeeze=False)
     colours = plt.get_cmap("tab10")
+    palette = sorted({v for _, v in rows})
     for ax, (title, columns) in zip(axes[0], measures.items()):
+        found = {label: differences(frame, reference, columns) for label, frame in suites}
         for y, (label, variant) in enumerate(rows):
-            frame = dict(suites)[label]
-            found = differences(frame, reference, columns).get(variant)
-            if not found or not found[1].has_ci:
+            est = found[label].get(variant, (None, None))[1]
+            if est is None or not est.has_ci:
                 continue
-            est = found[1]
-            colour = colours(sorted({v for _, v in rows}).index(variant) % 10)
+            colour = colours(palette.index(variant) % 10)
             ax.errorbar(est.mean, y, xerr=[[est.mean - est.low], [est.high - est.mean]], fmt="o", capsize=3,
                         color=colour, markerfacecolor=colour if est.excludes_zero else "white")
         ax.axvline(0, color="grey", linewidth=0.8)
