@@ -20,6 +20,7 @@ from utils import cli  # noqa: E402
 from utils.analysis.plots import plot_samples, save_figure  # noqa: E402
 from utils.errors import UserError  # noqa: E402
 from utils.runs import layout  # noqa: E402
+from utils.runs.health import h5_damage  # noqa: E402
 
 
 def load_decoder(path):
@@ -32,6 +33,10 @@ def load_decoder(path):
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} does not exist; give a run folder or its models/decoder.h5")
+    in_a_run = (path.parent.parent / layout.PARAMS).is_file()
+    if in_a_run and h5_damage(path):  # a file of a run folder: damaged, not of the wrong kind
+        raise UserError(f"{h5_damage(path, str(path))}; give the run folder instead (its model is rebuilt from the "
+                        f"best epoch's weights), or re-export it with train.py --resume {path.parent.parent}")
     if not h5py.is_hdf5(path):
         raise UserError(f"{path} is not an HDF5 model file; give a run folder or its models/decoder.h5")
     try:

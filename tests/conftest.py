@@ -10,7 +10,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import h5py
 import keras
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -121,7 +123,8 @@ def pytest_collection_modifyitems(items):
 
 
 def fake_run(runs_dir, number, variant, seed, status="finished", epochs=1, dataset="fashion_mnist", limit=300):
-    """A run folder with params.json and training.csv only (no models): what suites plan and summarise from."""
+    """A run folder with params.json, training.csv and sound HDF5 files in place of its weights and models (no
+    real model): what suites plan and summarise from, and what utils/runs/health.py checks."""
     run_dir = Path(runs_dir) / f"{number:04d}_{dataset}_{variant}"
     run_dir.mkdir(parents=True)
     (run_dir / "params.json").write_text(json.dumps({
@@ -133,6 +136,13 @@ def fake_run(runs_dir, number, variant, seed, status="finished", epochs=1, datas
               "val_kl_loss": 5.0}
     pd.DataFrame([{"epoch": e + 1, **losses, "lr": 5e-4, "train_seconds": 1.0} for e in range(epochs)]).to_csv(
         run_dir / "training.csv", index=False)
+    (run_dir / "backup").mkdir()
+    (run_dir / "backup" / "training_metadata.json").write_text(json.dumps({"epoch": epochs, "batch": 0}))
+    for name in ("backup/latest.weights.h5", "models/model.weights.h5", "models/encoder.h5", "models/decoder.h5"):
+        (run_dir / name).parent.mkdir(exist_ok=True)
+        with h5py.File(run_dir / name, "w") as f:
+            f["vars/0"] = np.zeros(3, "float32")
+            f.attrs["epoch"] = epochs
     return run_dir
 
 

@@ -8,7 +8,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from utils.analysis.forest import differences, plot_forest  # noqa: E402
+from utils.analysis.forest import differences, plot_against_steps, plot_forest  # noqa: E402
 
 
 def _frame():
@@ -38,3 +38,22 @@ def test_the_figure_draws_one_row_per_variant_and_suite():
     assert labels == ["gelu_full  ·  a", "gelu_encoder  ·  a", "gelu_full  ·  b", "gelu_encoder  ·  b"]
     faces = [line.get_markerfacecolor() for line in ax.lines if line.get_marker() == "o"]
     assert len(faces) == 4 and sum(face == "white" for face in faces) == 2  # gelu_encoder's intervals hold 0
+
+
+def _at_steps(frame, steps, shift=0.0):
+    """`frame` as a suite of `steps` optimizer steps, gelu_full's difference moved by `shift`."""
+    frame = frame.assign(optimizer_steps=steps)
+    frame.loc[frame["variant"] == "gelu_full", "test_bpd"] += shift
+    return frame
+
+
+def test_the_steps_figure_draws_a_line_per_amount_of_data_at_each_suites_steps():
+    groups = [("small", [_at_steps(_frame(), 9_000, shift=0.5), _at_steps(_frame(), 3_000)]),
+              ("large", [_at_steps(_frame(), 17_000)])]
+    fig = plot_against_steps(groups)
+    full = fig.axes[[ax.get_title() for ax in fig.axes].index("gelu_full − base_lrelu")]
+    lines = {line.get_label(): line for line in full.lines if line.get_label() in ("small", "large")}
+    np.testing.assert_allclose(lines["small"].get_xdata(), [3_000, 9_000])  # sorted by steps
+    np.testing.assert_allclose(lines["small"].get_ydata(), [-1.0667, -0.5667], atol=1e-4)  # the paired means
+    np.testing.assert_allclose(lines["large"].get_xdata(), [17_000])
+    assert full.get_xscale() == "log"

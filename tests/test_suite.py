@@ -19,6 +19,7 @@ from utils.analysis.stats import estimate, paired_difference, t975
 from utils.errors import UserError
 from utils.experiments.local import LocalBackend, slot_environments, train_command, visible_gpus
 from utils.experiments.locks import RunLocks
+from utils.experiments.presets import SUITES
 from utils.experiments.report import summary_markdown
 from utils.experiments.runner import run_suite
 from utils.experiments.scoring import scores
@@ -141,6 +142,18 @@ def test_train_command_is_decided_when_the_job_starts(tmp_path):
     run_dir = fake_run(where.pool, 7, "base_lrelu", 0, status="running")
     assert train_command(job, request(epochs=4, eval_samples=0), where)[2:] == [
         "--resume", str(run_dir), "--epochs", "4"]
+
+
+def test_a_step_budget_becomes_the_fewest_epochs_that_make_it(tmp_path, monkeypatch):
+    # 270 fitted images in batches of 32: 9 steps an epoch, so 100 steps take 12 epochs (108 steps) and 99 take 11
+    assert request(steps=100).with_step_budget(270).epochs == 12
+    assert request(steps=99, epochs=50).with_step_budget(270).epochs == 11
+    assert request(epochs=5).with_step_budget(270).epochs == 5  # no budget: --epochs as given
+    budget, where = request(steps=100).with_step_budget(270), folders(tmp_path)
+    assert train_command(plan(budget, where)[0], budget, where)[-4:-2] == ["--steps", "100"]
+    monkeypatch.setitem(SUITES, "mixed_batches", ["base_lrelu", "lvae_mnist"])  # batch 32 beside 256
+    with pytest.raises(UserError, match=r"--steps needs one batch size.*\[32, 256\]"):
+        SuiteRequest(suite="mixed_batches", steps=100).with_step_budget(270)
 
 
 def test_mixed_precision_runs_get_their_own_folder_and_flag(tmp_path):
@@ -285,12 +298,16 @@ def test_unfinished_run_resumed_and_failed_run_reported(suite, tmp_path):
     killed, broken = run_dirs(pool)[("base_lrelu", 0)], run_dirs(pool)[("gelu_full", 1)]
     for run_dir in (killed, broken):  # as a kill leaves them: status running
         (run_dir / "params.json").write_text(json.dumps({**params(run_dir), "status": "running"}))
-    shutil.rmtree(killed / "backup")  # killed before its first epoch ended
-    (broken / "backup" / "latest.weights.h5").write_bytes(b"not an HDF5 file")
+    for run_dir in (killed, broken):  # killed before their first epoch ended
+        shutil.rmtree(run_dir / "backup")
+        shutil.rmtree(run_dir / "models")
+        (run_dir / "training.csv").unlink()
+    recorded = params(broken)  # and a learning rate that makes this one's loss diverge when it is resumed
+    (broken / "params.json").write_text(json.dumps({**recorded, "training": {**recorded["training"], "lr": 1e30}}))
 
     again = run_cli(out, "--jobs", "2")
     assert again.returncode == 1, again.stdout + again.stderr
-    assert again.stdout.count(": skipped (") == 2 and "base_lrelu seed 0: resume -> finished" in again.stdout
+    assert again.stdout.count(": skipped (") == 2 and "base_lrelu seed 0: resume -> finished" in again.stdout, again.stdout
     assert "gelu_full seed 1: FAILED (resume, exit 1)" in again.stdout
     assert params(killed)["status"] == "finished" and params(killed)["resumes"][-1]["from_epoch"] == 0
     assert params(broken)["status"].startswith("failed")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import generate
-from conftest import REPO, run_main, train
+from conftest import REPO, TINY, run_main, train
 from utils.analysis.plots import plot_latent_space, plot_reconstructions, plot_samples, save_figure
 from utils.data.binarize import load_data
 from utils.runs.loading import load_model
@@ -145,3 +145,12 @@ def test_peak_gpu_memory_is_recorded_on_a_gpu_only(trained_run, monkeypatch):
     monkeypatch.setattr(tf.config.experimental, "get_memory_info",
                         lambda name: {"current": 0, "peak": 300 * 2**20} if name == "GPU:0" else None)
     assert run.run_result(trained_run)["gpu_peak_memory_mb"] == 300.0
+
+
+def test_a_step_budget_trains_the_fewest_epochs_that_make_it_and_records_both(tmp_path):
+    # 300 images less the validation split (29, 10 % of each class rounded): 271 in batches of 32 make 9 steps an
+    # epoch, so 20 steps need 3 epochs
+    run_dir = train(*TINY, "--steps", "20", "--epochs", "7", "--run-root", tmp_path)
+    recorded = json.loads((run_dir / "params.json").read_text())
+    assert recorded["n_train"] == 271 and recorded["training"]["steps"] == 20 and recorded["training"]["epochs"] == 3
+    assert len(pd.read_csv(run_dir / "training.csv")) == 3 and recorded["result"]["optimizer_steps"] == 27

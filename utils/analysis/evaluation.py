@@ -5,6 +5,7 @@ touched here only: training, the best epoch and the figures use the validation i
 
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from utils.analysis import metrics
 from utils.analysis.features import judge
 from utils.atomic import write_json
 from utils.data.binarize import load_data, load_raw
-from utils.runs import layout, provenance
+from utils.runs import health, layout, provenance
 from utils.runs.loading import load_model
 from utils.training.settings import recorded_settings
 
@@ -35,6 +36,7 @@ def evaluate_run(run_dir, samples=100, binarize=False, limit=None, model=None, d
     its samples on the data's judge network (utils/analysis/features.py), which no model trains against:
     Fréchet distance, KID, accuracy of reconstructions, spread of classes, against the data as they are."""
     start = time.perf_counter()
+    earlier_scores(run_dir)
     model = model or load_model(run_dir)
     params = layout.read_params(run_dir)
     settings = recorded_settings(params)
@@ -58,10 +60,21 @@ def evaluate_run(run_dir, samples=100, binarize=False, limit=None, model=None, d
                    time=provenance.now())
     key = eval_key(samples, binarize, len(x_test))
     path = Path(run_dir) / layout.EVAL
-    results = json.loads(path.read_text()) if path.is_file() else {}
+    results = json.loads(path.read_text()) if path.is_file() else {}  # damaged: moved aside by earlier_scores
     results[key] = figures
     write_json(path, results)
     return key, figures
+
+
+def earlier_scores(run_dir):
+    """Check the run's `eval.json` before scoring: a damaged one is moved aside into damaged/ (said in one
+    line), so the new figures go into a fresh file and nothing is lost."""
+    damage = health.json_damage(Path(run_dir) / layout.EVAL)
+    if damage and damage.kind != health.MISSING:
+        stamp = layout.damage_stamp()
+        layout.move_aside(run_dir, layout.EVAL, stamp)
+        print(f"warning: {run_dir}: {damage}; moved to {layout.DAMAGED}/{stamp}/ and scoring into a new "
+              f"{layout.EVAL}", file=sys.stderr, flush=True)
 
 
 def objective_figures(model, images, batch_size=500):

@@ -31,7 +31,7 @@ from utils.analysis.frechet import blurred, class_spread, distance_between, nois
 from utils.analysis.kid import MIN_IMAGES, kernel_distance
 from utils.atomic import atomic_path, write_json
 from utils.errors import UserError
-from utils.runs import provenance
+from utils.runs import health, provenance
 
 WEIGHTS, INFO = "classifier.weights.h5", "info.json"
 IMAGE_PRESENTATIONS = 100_000  # epochs = this / training images, between 5 and 30
@@ -129,8 +129,11 @@ def feature_network(data, limit=None, log=print, role=FEATURES):
     wanted = {"data_hash": data_hash(data), "architecture": role.architecture, "seed": role.seed}
     with open(folder / ".lock", "w") as lock:  # two runs starting together train it once
         fcntl.flock(lock, fcntl.LOCK_EX)
-        info = json.loads((folder / INFO).read_text()) if (folder / INFO).is_file() else None
-        found = info and {"data_hash": info["data_hash"], "seed": info["seed"],
+        damage = cache_damage(folder)
+        if damage:
+            log(f"the cached {role.job} in {folder} cannot be used ({damage}): training it again")
+        info = None if damage or not (folder / INFO).is_file() else json.loads((folder / INFO).read_text())
+        found = info and {"data_hash": info.get("data_hash"), "seed": info.get("seed"),
                           "architecture": info.get("architecture", FEATURE_NETWORK.name)}  # older caches: no name
         if found != wanted:
             if found:
@@ -140,6 +143,14 @@ def feature_network(data, limit=None, log=print, role=FEATURES):
                     + f" ({changed}): training it again")
             train_feature_network(data, folder, wanted["data_hash"], log, role)
     return FeatureNetwork(folder)
+
+
+def cache_damage(folder):
+    """None if a cached network's info.json and weights are sound or not there yet (nothing cached), else the
+    first `Damage` found (utils/runs/health.py)."""
+    if not (folder / INFO).exists() and not (folder / WEIGHTS).exists():
+        return None
+    return health.json_damage(folder / INFO) or health.h5_damage(folder / WEIGHTS)
 
 
 def judge(data, limit=None, log=print):

@@ -62,3 +62,35 @@ def read_summary(folder):
     """A suite's `summary.csv`, finished runs only."""
     frame = pd.read_csv(f"{folder}/summary.csv")
     return frame[frame["status"] == "finished"]
+
+
+def plot_against_steps(groups, reference="base_lrelu", column="test_bpd"):
+    """`groups`: [(line label, [summary frames])], one line per amount of data, one point per suite (its
+    optimizer steps). One panel per variant: its paired difference from `reference` in `column`, mean and
+    95 % CI over seeds, against steps on a log axis; solid markers where the interval excludes zero."""
+    variants = list(dict.fromkeys(v for _, frames in groups for f in frames for v in f["variant"] if v != reference))
+    fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 3.6), sharey=True, squeeze=False)
+    colours = plt.get_cmap("tab10")
+    for ax, variant in zip(axes[0], variants):
+        for i, (label, frames) in enumerate(groups):
+            points = sorted((frame["optimizer_steps"].median(), est) for frame in frames
+                            for v, (_, est) in differences(frame, reference, (column,)).items()
+                            if v == variant and est.has_ci)
+            if not points:
+                continue
+            steps, ests = zip(*points)
+            colour = colours(i % 10)
+            ax.plot(steps, [e.mean for e in ests], color=colour, label=label, linewidth=1)
+            for x, e in points:
+                ax.errorbar(x, e.mean, yerr=[[e.mean - e.low], [e.high - e.mean]], fmt="o", capsize=3, color=colour,
+                            markerfacecolor=colour if e.excludes_zero else "white")
+        ax.axhline(0, color="grey", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_title(f"{variant} − {reference}", fontsize=9)
+        ax.set_xlabel("optimizer steps", fontsize=8)
+    axes[0][0].set_ylabel(f"paired difference, {column} (below 0: the variant is better)", fontsize=8)
+    axes[0][-1].legend(fontsize=8, title="training images", title_fontsize=8)
+    fig.suptitle(f"Paired differences from {reference} against training length, mean and 95 % CI over seeds "
+                 "(solid: the interval excludes zero, before correction for multiple comparisons)", fontsize=9)
+    fig.tight_layout()
+    return fig

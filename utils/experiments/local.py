@@ -31,6 +31,7 @@ def train_command(job, request, folders):
     command += ["--preset", job.variant, "--dataset", request.dataset, "--epochs", str(request.epochs),
                 "--seed", str(job.seed), "--run-root", str(folders.pool)]
     return (command + (["--limit", str(request.limit)] if request.limit else [])
+            + (["--steps", str(request.steps)] if request.steps else [])
             + (["--mixed-precision"] if request.mixed_precision else []) + scoring)
 
 

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 import pandas as pd
 
-from utils.runs import layout
+from utils.runs import health, layout
 from utils.atomic import write_text
 from utils.analysis.plots import TERM_LABELS, TRAIN_STYLE, VAL_STYLE, loss_terms, save_figure
 from utils.analysis.stats import estimate, paired_difference, t975
@@ -19,6 +19,7 @@ from utils.experiments.claims_report import claims_section
 from utils.experiments.markdown import ci as _ci, num as _num, p_is, pvalue, units_sentence, validation_note
 from utils.experiments.suite import plural
 from utils.experiments.scoring import scores
+from utils.training.settings import TrainSettings, steps_per_epoch
 
 COLUMNS = ["variant", "seed", "status", "validated_on", "epochs", "final_val_loss", "best_val_loss", "best_epoch"]
 TAIL_COLUMNS = ["train_seconds", "run_dir"]
@@ -36,7 +37,7 @@ BAND = "min–max over seeds"
 def collect(request, folders):
     """(summary frame with a row per requested run, {variant: {seed: history}} of the finished ones).
 
-    Unfinished or missing runs get a row with their status and no numbers; `run_dir` is relative to the
+    Unfinished, damaged (utils/runs/health.py) or missing runs get a row with their status and no numbers; `run_dir` is relative to the
     suite folder (`../pool_…/NNNN_…`), so a tree of suites and pools can be moved as a whole.
     """
     existing = folders.runs()
@@ -47,6 +48,11 @@ def collect(request, folders):
             run_dir, params = existing[(variant, seed)]
             row.update(status=params.get("status"), validated_on=validation_source(params),
                        run_dir=os.path.relpath(run_dir, folders.suite))
+            found = health.check_run(run_dir)
+            if found.state == "damaged":
+                row["status"] = "damaged: " + "; ".join(map(str, found.damage))
+                rows.append(row)
+                continue
             history = _read_history(run_dir / layout.HISTORY)
             if params.get("status") == "finished" and len(history):
                 histories.setdefault(variant, {})[seed] = history
@@ -72,8 +78,17 @@ def _figures(history, params):
     terms = ["loss", *loss_terms(history)]
     keys = [k for k in [f"val_{t}" for t in terms] + terms if k in history]
     return {"epochs": int(last["epoch"]), "best_epoch": int(best["epoch"]),
+            "optimizer_steps": optimizer_steps(int(last["epoch"]), params),
             "train_seconds": float(history["train_seconds"].sum()),
             **{f"final_{k}": float(last[k]) for k in keys}, **{f"best_{k}": float(best[k]) for k in keys}}
+
+
+def optimizer_steps(epochs, params):
+    """Optimizer steps in `epochs` epochs of a run (None for folders that did not record their image count)."""
+    n_train = params.get("n_train")
+    if not n_train:
+        return None
+    return epochs * steps_per_epoch(n_train, params["training"].get("batch_size", TrainSettings.batch_size))
 
 
 def metrics_of(frame):
@@ -202,6 +217,10 @@ def loss_description(params):
                                           else f"{params['model']['loss']} + KL")
 
 
+def _budget(request):
+    return f" (the fewest that make {request.steps} optimizer steps, `--steps {request.steps}`)" if request.steps else ""
+
+
 def summary_markdown(frame, request, n_images=None, losses=()):
     """The whole `summary.md`: settings, the tables, the reading and the claims; `n_images`: (training,
     validation or None where the test images validated, test); `losses`: each variant's loss."""
@@ -212,7 +231,7 @@ def summary_markdown(frame, request, n_images=None, losses=()):
     parts = [
         f"# Suite `{request.suite}` on {request.dataset}",
         f"Settings: {plural(len(request.variants), 'variant')} × {plural(request.seeds, 'seed')} "
-        f"(0–{request.seeds - 1}), {plural(request.epochs, 'epoch')}{_images(n_images)} "
+        f"(0–{request.seeds - 1}), {plural(request.epochs, 'epoch')}{_budget(request)}{_images(n_images)} "
         f"(`--dataset {request.dataset}{limit}`).",
         f"Runs: {int(finished.sum())} of {len(frame)} finished."
         + "".join(f"\n- {r.variant} seed {r.seed}: {r.status}" for r in not_done.itertuples()),

@@ -5,13 +5,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from utils.data.loaders import load_dataset
+from utils.data.loaders import load_dataset, with_validation
 from utils.errors import UserError
 from utils.experiments.local import LocalBackend
 from utils.experiments.locks import RunLocks, SuiteLock
 from utils.experiments.report import write_report
 from utils.experiments.scoring import score_runs
-from utils.experiments.suite import VAL_FRACTION, check_writable, plan_locked, plural
+from utils.experiments.suite import VAL_FRACTION, check_writable, plan_locked, plural, unmatched_runs
 
 
 @dataclass
@@ -54,19 +54,26 @@ def run_suite(request, log=print):
     check_writable(folders.pool, "--pool")
     # Loading here checks the dataset once with the loader's own message (and downloads it once, not
     # in every training process).
-    data = load_dataset(request.dataset, request.limit)
+    data = with_validation(load_dataset(request.dataset, request.limit), VAL_FRACTION)
+    request = request.with_step_budget(len(data.x_train))
     with runner:  # connects to Ray before anything is created, so a bad address leaves nothing behind
         _make_shared_folders(folders, runner)
         with SuiteLock(folders.suite), RunLocks(folders.pool) as locks:
             todo = plan_locked(request, folders, locks)
-            _log_plan(log, request, folders, todo, runner, len(data.x_train))
+            _log_plan(log, request, folders, todo, runner, len(data.x_train), len(data.x_val))
             progress = _Progress(log, len(todo))
+            for run_dir, damage in unmatched_runs(*folders.places):
+                log(f"DAMAGED run folder {run_dir}: {damage}, so its variant and seed cannot be told; not used "
+                    "(restore its params.json and run the suite again to use it)")
             for job in todo:
                 if job.action == "skip":
                     result = job.params.get("result", {})
                     progress.line(job, f"skipped (finished {plural(result.get('epochs'), 'epoch')}, "
                                        f"val_loss {result.get('final_val_loss', float('nan')):.4g})")
-            runner.run([j for j in todo if j.action != "skip"], request, folders,
+                elif job.action == "damaged":
+                    progress.line(job, f"DAMAGED, not trained: {job.run_dir}: {job.damage} "
+                                       f"(`python evaluate.py --check {job.run_dir}`)")
+            runner.run([j for j in todo if j.action not in ("skip", "damaged")], request, folders,
                        lambda attempt: _report_attempt(progress, attempt, folders))
             if request.eval_samples:
                 score_runs(folders.runs(), request.keys(), request.eval_samples, log)
@@ -93,13 +100,15 @@ def _make_shared_folders(folders, runner):
         raise
 
 
-def _log_plan(log, request, folders, todo, runner, n_train):
-    counts = {a: sum(j.action == a for j in todo) for a in ("skip", "resume", "extend", "new")}
+def _log_plan(log, request, folders, todo, runner, n_train, n_val):
+    counts = {a: sum(j.action == a for j in todo) for a in ("skip", "resume", "extend", "new", "damaged")}
+    budget = f" (a budget of {request.steps} steps)" if request.steps else ""
     log(f"suite {request.suite}: {plural(len(request.variants), 'variant')} x {plural(request.seeds, 'seed')} = "
-        f"{plural(len(todo), 'run')} of {plural(request.epochs, 'epoch')} on {request.dataset} ({n_train} training "
-        f"images, {VAL_FRACTION:g} of them held out for validation) in {folders.suite}, runs in {folders.pool}")
+        f"{plural(len(todo), 'run')} of {plural(request.epochs, 'epoch')}{budget} on {request.dataset} ({n_train} "
+        f"training images, {n_val} more held out for validation) in {folders.suite}, runs in {folders.pool}")
+    damaged = f", {counts['damaged']} damaged (not trained)" if counts["damaged"] else ""
     log(f"{counts['skip']} finished (skipped), {counts['resume']} to resume, {counts['extend']} to extend to "
-        f"{plural(request.epochs, 'epoch')}, {counts['new']} new; {runner.describe()}")
+        f"{plural(request.epochs, 'epoch')}, {counts['new']} new{damaged}; {runner.describe()}")
 
 
 class _Progress:

@@ -23,9 +23,9 @@ from pathlib import Path
 from models.settings import NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, check_fields, setting
 from utils.data.loaders import dataset_name
 from utils.errors import UserError
-from utils.experiments.presets import SUITES
-from utils.runs import layout
-from utils.training.settings import TrainSettings, recorded_settings
+from utils.experiments.presets import SUITES, preset_training
+from utils.runs import health, layout
+from utils.training.settings import TrainSettings, epochs_for_steps, recorded_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUITE_ROOT = Path("run") / "experiments"
@@ -47,6 +47,9 @@ class SuiteRequest:
     epochs: int = setting(200, "epochs per run (the study: 200)", check=POSITIVE_INT)
     dataset: str = setting("mnist", "mnist, mnist_5k, fashion_mnist, cifar10 or a path")
     limit: int | None = setting(None, "keep the first N training images (N/6 test, at least 100)", check=POSITIVE_INT)
+    steps: int | None = setting(None, "a budget of optimizer steps instead of --epochs: every run takes the fewest "
+                                      "whole epochs that make at least N steps on the training images",
+                                check=POSITIVE_INT)
     variants: tuple[str, ...] = setting((), "comma-separated subset of the suite's variants (default: all)")
     mixed_precision: bool = setting(False, "train every run with --mixed-precision (folders end _mixed)")
     jobs: int = setting(1, "local backend: trainings at once, one GPU each where there are GPUs, several to a "
@@ -89,6 +92,17 @@ class SuiteRequest:
     def reference(self):
         """The variant the others are compared with: base_lrelu, or the first one when it is absent."""
         return REFERENCE_VARIANT if REFERENCE_VARIANT in self.variants else self.variants[0]
+
+    def with_step_budget(self, n_images):
+        """The request with `epochs` computed from its step budget on `n_images` training images (unchanged
+        without one); a UserError where the variants train with different batch sizes."""
+        if self.steps is None:
+            return self
+        sizes = {preset_training(v).get("batch_size", TrainSettings.batch_size) for v in self.variants}
+        if len(sizes) > 1:
+            raise UserError(f"--steps needs one batch size, and these variants train with {sorted(sizes)}; "
+                            "run them as separate suites (--variants)")
+        return dataclasses.replace(self, epochs=epochs_for_steps(self.steps, n_images, sizes.pop()))
 
     def keys(self):
         """Every (variant, seed) of the request, variant by variant."""
@@ -160,13 +174,15 @@ def check_writable(folder, flag="--out"):
 
 @dataclass
 class Job:
-    """One (variant, seed) and what to do about it: skip, new, resume (unfinished) or extend (more epochs)."""
+    """One (variant, seed) and what to do about it: skip, new, resume (unfinished), extend (more epochs) or
+    damaged (nothing sound to continue from: reported, not trained)."""
 
     variant: str
     seed: int
     action: str
     run_dir: Path | None = None
     params: dict = field(default_factory=dict)
+    damage: str = ""  # action "damaged": what is damaged (not trained; utils/runs/health.py)
 
     @property
     def name(self):
@@ -180,8 +196,8 @@ def find_runs(*runs_dirs):
     """
     found = {}
     for run_dir in (d for folder in map(Path, runs_dirs) if folder.is_dir() for d in sorted(folder.glob("*/"))):
-        if not (run_dir / layout.PARAMS).is_file():
-            continue  # killed before params.json was written: nothing in it can be resumed
+        if health.json_damage(run_dir / layout.PARAMS):
+            continue  # killed before params.json was written, or damaged: `unmatched_runs` names the latter
         params = layout.read_params(run_dir)
         key = (params.get("variant"), params.get("training", {}).get("seed"))
         rank = (params.get("status") == "finished", params.get("training", {}).get("epochs", 0), run_dir.name)
@@ -190,12 +206,31 @@ def find_runs(*runs_dirs):
     return {key: (run_dir, params) for key, (run_dir, params, _) in found.items()}
 
 
+def unmatched_runs(*runs_dirs):
+    """Run folders in `runs_dirs` whose params.json is damaged, so their (variant, seed) cannot be told."""
+    return [(d, damage) for folder in map(Path, runs_dirs) if folder.is_dir() for d in sorted(folder.glob("*/"))
+            if (d / layout.PARAMS).exists() and (damage := health.json_damage(d / layout.PARAMS))]
+
+
+def health_action(action, run_dir):
+    """The action for a run found in the pool after checking its files: "damaged" where nothing sound is left
+    to do it from (reported, not trained); "resume" for a finished run whose exported models a resume
+    remakes; else `action`."""
+    found = health.check_run(run_dir)
+    if found.state != "damaged" or action == "extend" and found.resume:
+        return action, ""
+    if found.exports_only:
+        return ("resume" if action == "skip" else action), ""
+    return "damaged", "; ".join(map(str, found.damage))
+
+
 def plan(request, folders):
     """A `Job` for every (variant, seed) of the request; refuses runs made with other settings.
 
     Dataset, --limit, the validation split or --mixed-precision differing from the run's: refused (they belong in another pool).
     More epochs than the run was set to: the run is extended with `--resume DIR --epochs E`.
     Fewer: refused, since the summary would compare runs of unequal length.
+    Damaged beyond what a resume repairs (utils/runs/health.py): "damaged", reported and not trained.
     """
     existing = folders.runs()
     jobs = []
@@ -225,7 +260,8 @@ def plan(request, folders):
             action = "skip" if training["epochs"] == request.epochs else "extend"
         else:
             action = "resume"
-        jobs.append(Job(variant, seed, action, run_dir, params))
+        action, damage = health_action(action, run_dir)
+        jobs.append(Job(variant, seed, action, run_dir, params, damage))
     return jobs
 
 
@@ -234,7 +270,7 @@ def plan_locked(request, folders, locks):
     another suite started or extended in the meantime."""
     while True:
         todo = plan(request, folders)
-        unlocked = [(j.variant, j.seed) for j in todo if j.action != "skip" and (j.variant, j.seed) not in locks]
+        unlocked = [(j.variant, j.seed) for j in todo if j.action not in ("skip", "damaged") and (j.variant, j.seed) not in locks]
         if not unlocked:
             return todo
         locks.take(unlocked)

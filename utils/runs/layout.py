@@ -12,11 +12,14 @@
         viz/             latent_space.png, reconstructions.png, samples.png, manifold.png, losses.png,
                          and a family's own figures (denoising.png, code_histogram.png)
         tensorboard/     TensorBoard logs, with --tensorboard
+        damaged/<time>/  files found damaged, moved aside (never deleted) when the run was resumed or scored
 """
 
 import fcntl
 import json
+import os
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 
 from utils.atomic import write_json
@@ -34,6 +37,7 @@ CODE_GAUSSIAN = "code_gaussian.json"  # an AE's fitted Gaussian, in folders made
 BACKUP = "backup"
 VIZ = "viz"
 TENSORBOARD = "tensorboard"
+DAMAGED = "damaged"
 _NUMBERED = re.compile(r"^(\d{4,})_")
 
 
@@ -94,3 +98,18 @@ def model_file(run_dir, name):
     if name == WEIGHTS and not (folder / WEIGHTS).is_file() and (folder / LEGACY_WEIGHTS).is_file():
         return folder / LEGACY_WEIGHTS
     return folder / name
+
+
+def damage_stamp():
+    """The name of the `damaged/` subfolder for files moved aside now: the UTC time."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H-%M-%SZ")
+
+
+def move_aside(run_dir, relative, stamp):
+    """Move `run_dir/relative` into `run_dir/damaged/<stamp>/relative`, kept for whoever wants to look."""
+    source = Path(run_dir) / relative
+    if not source.exists():
+        return
+    target = Path(run_dir) / DAMAGED / stamp / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)

@@ -5,7 +5,8 @@ import json
 
 from models import ModelConfig, build_model
 from utils.errors import UserError
-from utils.runs.layout import CODE_GAUSSIAN, WEIGHTS, model_file, read_params
+from utils.runs.health import h5_damage
+from utils.runs.layout import CODE_GAUSSIAN, MODELS, WEIGHTS, model_file, read_params
 
 
 def model_config(params):
@@ -19,11 +20,17 @@ def model_config(params):
 def load_model(run_dir):
     """The training model of a run folder, at its best epoch; a one-line error if it has no weights yet or
     they belong to another architecture."""
-    model = build_model(model_config(read_params(run_dir)))
-    model.build_all()
+    params = read_params(run_dir)
     weights = model_file(run_dir, WEIGHTS)
     if not weights.is_file():
         raise UserError(f"{run_dir} has no saved weights yet (no epoch has finished); train or --resume it first")
+    damage = h5_damage(weights, f"{MODELS}/{weights.name}")
+    if damage:
+        raise UserError(f"{run_dir}: {damage}, so the best epoch's model cannot be loaded; `python evaluate.py "
+                        f"--check {run_dir}` says what else is sound, and `train.py --resume {run_dir} --epochs N` "
+                        "with more epochs continues it from its backup")
+    model = build_model(model_config(params))
+    model.build_all()
     try:
         model.load_weights(weights)
     except (ValueError, KeyError, OSError) as e:

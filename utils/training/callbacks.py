@@ -6,15 +6,17 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 
 import absl.logging
+import h5py
 import keras
 import pandas as pd
 
 from utils.atomic import atomic_path, weights_size, write_json, write_text
-from utils.runs import layout
+from utils.runs import health, layout
 
 
 
@@ -76,7 +78,8 @@ class EpochExtras(keras.callbacks.Callback):
 
 
 class HistoryCSV(keras.callbacks.Callback):
-    """`training.csv`, one row per epoch (epochs from 1), rewritten atomically after every epoch.
+    """`training.csv`, one row per epoch (epochs from 1), rewritten atomically after every epoch; the rows of
+    epochs before this process began are kept as written, byte for byte.
 
     Why not CSVLogger: it appends in place (a kill can leave half a row) and, after a resume, cannot
     drop the rows of epochs that are about to be trained again.
@@ -85,18 +88,25 @@ class HistoryCSV(keras.callbacks.Callback):
     def __init__(self, path):
         super().__init__()
         self.path = Path(path)
-        self.rows = None
+        self.kept = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self.rows is None:  # first epoch of this process: keep only rows the backup has covered
-            self.rows = read_history(self.path).query("epoch <= @epoch").to_dict("records")
+        if self.kept is None:  # first epoch of this process: keep the rows the backup has covered
+            found = health.history_lines(self.path)
+            header, lines = ("", {}) if isinstance(found, health.Damage) else found
+            self.header, self.rows = header, []
+            self.kept = "".join(line for e, line in lines.items() if e <= epoch)
 
     def on_epoch_end(self, epoch, logs=None):
         self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
         frame = pd.DataFrame(self.rows)
-        order = history_columns(self.model.term_names())
-        columns = [c for c in order if c in frame] + [c for c in frame if c not in order]
-        write_text(self.path, frame[columns].to_csv(index=False))
+        if self.header:
+            columns = self.header.strip().split(",")
+        else:
+            order = history_columns(self.model.term_names())
+            columns = [c for c in order if c in frame] + [c for c in frame if c not in order]
+            self.header = ",".join(columns) + "\n"
+        write_text(self.path, self.header + self.kept + frame.reindex(columns=columns).to_csv(index=False, header=False))
 
 
 def read_history(path):
@@ -132,11 +142,20 @@ class BestWeights(keras.callbacks.Callback):
             self.best = val_loss if epoch + 1 >= self.first else math.inf  # the first counted epoch is kept
             with atomic_path(layout.model_file(self.run_dir, layout.WEIGHTS), weights_size(self.model.weights)) as tmp:
                 self.model.save_weights(tmp)
+                stamp_epoch(tmp, epoch + 1)
 
 
-def export_models(model, run_dir):
-    """Write the weights and the encoder and decoder `.h5` files (stock layers) of `model` as it is: all to
-    temporary files first, then renamed into place, so a failed save leaves the previous set untouched."""
+def stamp_epoch(path, epoch):
+    """Record in a weights file the epoch whose state it holds, so the file says it even when the files
+    beside it are lost (utils/runs/health.py reads it)."""
+    with h5py.File(path, "r+") as f:
+        f.attrs[health.EPOCH_ATTR] = int(epoch)
+
+
+def export_models(model, run_dir, epoch=None):
+    """Write the weights (stamped with `epoch`, the one they hold) and the encoder and decoder `.h5` files
+    (stock layers) of `model` as it is: all to temporary files first, then renamed into place, so a failed
+    save leaves the previous set untouched."""
     encoder, decoder = model.export_models()
     size = weights_size(model.weights)
     with contextlib.ExitStack() as stack:
@@ -146,6 +165,8 @@ def export_models(model, run_dir):
             encoder.save(tmp[layout.ENCODER])
             decoder.save(tmp[layout.DECODER])
         model.save_weights(tmp[layout.WEIGHTS])
+        if epoch is not None:
+            stamp_epoch(tmp[layout.WEIGHTS], epoch)
 
 
 @contextlib.contextmanager
@@ -172,25 +193,42 @@ class EpochSchedule(keras.callbacks.Callback):
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras's BackupAndRestore with each backup file written to a temporary name and renamed.
+    """Keras's BackupAndRestore with each backup file written to a temporary name and renamed, the epoch
+    written into the weights file, and the backup before it kept as `previous.weights.h5`.
 
     Keras writes `latest.weights.h5` in place, so a kill mid-write leaves a file that cannot be
     loaded. The weights are renamed into place before the epoch counter, so a kill between the two
-    at worst trains the interrupted epoch once more.
+    at worst trains the interrupted epoch once more. The previous backup is a hard link, so keeping it
+    costs no copy; a resume whose latest backup was damaged afterwards continues from it (health.py).
     """
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
+        latest = Path(self._weights_path)
         size = weights_size(self.model.weights) + weights_size(self.model.optimizer.variables)
-        with atomic_path(self._weights_path, size) as tmp:
+        with atomic_path(latest, size) as tmp:
             self.model.save_weights(tmp)
+            stamp_epoch(tmp, self._current_epoch)
+            if latest.is_file():
+                keep_previous(latest, latest.with_name(health.PREVIOUS))
         write_json(self._training_metadata_path,
                    {"epoch": self._current_epoch, "batch": self._last_batch_seen})
 
 
+def keep_previous(latest, previous):
+    """Make `previous` another name of `latest`'s file (a hard link, renamed into place; a copy where the file
+    system has no links), so renaming a new file over `latest` leaves the old one as `previous`."""
+    tmp = previous.with_name(f".tmp-{os.getpid()}-{previous.name}")
+    try:
+        os.link(latest, tmp)
+    except OSError:
+        shutil.copyfile(latest, tmp)
+    os.replace(tmp, previous)
+
+
 def backup_epoch(run_dir):
     """The number of epochs the run's backup holds (0 if none)."""
-    path = Path(run_dir) / layout.BACKUP / "training_metadata.json"
+    path = Path(run_dir) / layout.BACKUP / health.METADATA
     return json.loads(path.read_text())["epoch"] if path.is_file() else 0
 
 

@@ -7,6 +7,7 @@ model names its loss terms, draws its own samples and gives the data of its own 
 """
 
 import dataclasses
+import errno
 import importlib.util
 import sys
 from pathlib import Path
@@ -19,12 +20,13 @@ from utils.atomic import write_json
 from utils.analysis.features import feature_network
 from utils.data.binarize import load_data, load_raw, training_input
 from utils.errors import UserError
-from utils.runs import layout, provenance
+from utils.runs import health, layout, provenance
 from utils.runs.loading import model_config
 from utils.training import callbacks as cb
-from utils.training import device
+from utils.training import device, repair
 from utils.training.figures import draw_figures
-from utils.training.settings import precision_policy, recorded_settings, resolve_settings
+from utils.training.settings import (precision_policy, recorded_settings, resolve_settings, steps_per_epoch,
+                                     with_step_budget)
 
 CODE_FIT_IMAGES = 10_000  # training images whose codes an AE's code Gaussian is fitted to
 
@@ -53,7 +55,7 @@ def start_run(config, settings, run_root, label):
     check_tensorboard(settings)
     data = load_data(settings)
     try:
-        settings = resolve_settings(settings)
+        settings = resolve_settings(with_step_budget(settings, len(data.x_train)))
         config = config.for_images(data.image_shape).for_run(settings.epochs)
     except ValueError as e:
         raise UserError(str(e)) from None
@@ -73,8 +75,8 @@ def start_run(config, settings, run_root, label):
 
 
 def resume_run(run_dir, epochs=None, eval_samples=None):
-    """Continue an interrupted run (or extend a finished one to `epochs`; score it at the end with
-    `eval_samples` importance samples where given); returns the folder."""
+    """Continue an interrupted run from its newest sound state (or extend a finished one to `epochs`; score it
+    at the end with `eval_samples` importance samples where given); returns the folder."""
     run_dir = Path(run_dir)
     params = layout.read_params(run_dir)
     made_on = provenance.recorded_backend(params)
@@ -83,22 +85,47 @@ def resume_run(run_dir, epochs=None, eval_samples=None):
                         f"{device.backend()}; resume it with KERAS_BACKEND={made_on}")
     settings = recorded_settings(params)
     changes = {k: v for k, v in (("epochs", epochs), ("eval_samples", eval_samples)) if v is not None}
+    if epochs is not None and epochs != settings.epochs:
+        changes["steps"] = None  # extended or shortened: its epochs no longer come from the step budget
     settings = dataclasses.replace(settings, **changes)
-    done = cb.backup_epoch(run_dir)
-    if params["status"] == "finished" and done >= settings.epochs:
-        print(f"{run_dir} already finished {done} epochs; nothing to do (pass --epochs N to extend it)")
-        return run_dir
-    check_tensorboard(settings)
     layout.remove_stale_temporaries(run_dir)
+    finished = params.get("result", {}).get("epochs", 0) if params["status"] == "finished" else 0
+    if finished and finished >= settings.epochs:
+        return _check_finished(run_dir, params, finished)
+    check_tensorboard(settings)
+    done, repaired, lost = repair.prepare_resume(run_dir, params)
     config = model_config(params)
     data = load_data(settings)
     model = build_model(config, settings)
+    resume = {"time": provenance.now(), "from_epoch": done, "git_commit": provenance.git_commit(),
+              "versions": provenance.versions(), **({"repaired": repaired} if repaired else {})}
     layout.update_params(run_dir, training=dataclasses.asdict(settings), status="running",
-                         resumes=params.get("resumes", []) + [{"time": provenance.now(), "from_epoch": done,
-                                                               "git_commit": provenance.git_commit(),
-                                                               "versions": provenance.versions()}])
-    print(f"resuming {run_dir} after epoch {done} of {settings.epochs}", flush=True)
+                         resumes=params.get("resumes", []) + [resume],
+                         **({"best_lost_through": lost} if lost else {}))
+    print(f"resuming {run_dir} after epoch {done} of {settings.epochs}" + (f" ({repaired})" if repaired else ""),
+          flush=True)
     _train(run_dir, model, data, settings)
+    return run_dir
+
+
+def _check_finished(run_dir, params, epochs):
+    """A finished run asked for no more epochs: re-export damaged encoder/decoder files from the best epoch's
+    weights, or say there is nothing to do; a UserError if the best epoch's weights are damaged."""
+    best = layout.model_file(run_dir, layout.WEIGHTS)
+    damage = health.h5_damage(best, f"{layout.MODELS}/{best.name}")
+    if damage:
+        raise UserError(f"{run_dir}: {damage}, so the best epoch's model is lost; extend the run with --epochs "
+                        f"{epochs + 1} or more (the best epoch is then chosen among the new epochs) or train it again")
+    exports = [d for d in (health.h5_damage(layout.model_file(run_dir, n), f"{layout.MODELS}/{n}")
+                           for n in (layout.ENCODER, layout.DECODER)) if d]
+    if not exports:
+        print(f"{run_dir} already finished {epochs} epochs; nothing to do (pass --epochs N to extend it)")
+        return run_dir
+    model = build_model(model_config(params), recorded_settings(params))
+    model.load_weights(best)
+    cb.export_models(model, run_dir, health.weights_epoch(best))
+    print(f"{run_dir}: re-exported its encoder and decoder from the best epoch's weights "
+          f"({'; '.join(map(str, exports))})", flush=True)
     return run_dir
 
 
@@ -128,18 +155,26 @@ def with_feature_network(config, settings):
     return dataclasses.replace(config, objective=objective)
 
 
-def finish(model, data, run_dir, tensorboard=None, step=0):
-    """Fit what the model samples codes from (an AE's Gaussian), export its models, draw its figures."""
+def finish(model, data, run_dir, tensorboard=None, step=0, best_epoch=None):
+    """Fit what the model samples codes from (an AE's Gaussian), export its models (the weights stamped with
+    `best_epoch`, the epoch they hold), draw its figures."""
     model.fit_code_distribution(data.x_train[:CODE_FIT_IMAGES])
-    cb.export_models(model, run_dir)
+    cb.export_models(model, run_dir, best_epoch)
     draw_figures(model, data, run_dir, tensorboard, step)
+
+
+def first_counted_epoch(run_dir, model, settings):
+    """The first epoch the best epoch is chosen from: the model's (after a warm-up), or later where a resume
+    found the best epoch's weights damaged (`best_lost_through` in params.json)."""
+    lost = layout.read_params(run_dir).get("best_lost_through", 0)
+    return max(model.first_comparable_epoch(settings.epochs), lost + 1)
 
 
 def _callbacks(run_dir, model, data, settings, data_listeners):
     callbacks = [cb.StopOnNonFiniteLoss(settings.batch_size), cb.EpochExtras(),
                  cb.EpochSchedule(model.on_epoch_start, *data_listeners),
                  cb.HistoryCSV(run_dir / layout.HISTORY),
-                 cb.BestWeights(run_dir, model.first_comparable_epoch(settings.epochs))]
+                 cb.BestWeights(run_dir, first_counted_epoch(run_dir, model, settings))]
     tensorboard = run_dir / layout.TENSORBOARD if settings.tensorboard else None
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(tensorboard, histogram_freq=0, write_graph=False))
@@ -156,7 +191,7 @@ def _callbacks(run_dir, model, data, settings, data_listeners):
 
 def _train(run_dir, model, data, settings):
     compile_model(model, settings)
-    layout.update_params(run_dir, best_from_epoch=model.first_comparable_epoch(settings.epochs))
+    layout.update_params(run_dir, best_from_epoch=first_counted_epoch(run_dir, model, settings))
     x_train, batching, data_listeners = training_input(data.x_train, settings)
     callbacks, tensorboard = _callbacks(run_dir, model, data, settings, data_listeners)
     try:
@@ -164,10 +199,11 @@ def _train(run_dir, model, data, settings):
                   validation_data=(data.x_val,), validation_batch_size=max(256, settings.batch_size),
                   callbacks=callbacks,
                   verbose="auto" if sys.stdout.isatty() else 2)  # one line per epoch in log files
-        best_weights = layout.model_file(run_dir, layout.WEIGHTS)
+        best_weights, best_epoch = layout.model_file(run_dir, layout.WEIGHTS), None
         if best_weights.is_file():
             model.load_weights(best_weights)
-        finish(model, data, run_dir, tensorboard, settings.epochs)
+            best_epoch = health.weights_epoch(best_weights)
+        finish(model, data, run_dir, tensorboard, settings.epochs, best_epoch)
     except cb.NonFiniteLoss as e:
         _mark_failed(run_dir, str(e))
         kept = "the last good weights and backup are kept" if (run_dir / layout.BACKUP).is_dir() \
@@ -178,6 +214,9 @@ def _train(run_dir, model, data, settings):
         raise
     except OSError as e:
         why = describe_os_error(e)
+        if not is_write_error(e):  # a file that cannot be read: the run is as it was, nothing to mark
+            raise UserError(f"cannot read a file of {run_dir} ({why}); `python evaluate.py --check {run_dir}` "
+                            "names the damaged files") from None
         _mark_failed(run_dir, f"cannot write: {why}")
         raise UserError(f"cannot write to {run_dir} ({why}); the last complete files are "
                         f"kept: free space, then continue with --resume {run_dir}") from None
@@ -207,6 +246,18 @@ def describe_os_error(error):
     return "No space left on device" if "No space left on device" in text else text[:300]
 
 
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
+
+
+WRITE_ERROR_WORDS = ("No space left on device", "Permission denied", "Read-only file system", "Disk quota exceeded")
+
+
+def is_write_error(error):
+    """Whether an OSError is a failure to write (no space, no permission), not a file that cannot be read
+    (h5py's errors carry the reason in their text, not in `errno`)."""
+    return error.errno in WRITE_ERRORS or any(words in str(error) for words in WRITE_ERROR_WORDS)
+
+
 def _mark_failed(run_dir, why):
     try:
         layout.update_params(run_dir, status=f"failed: {why}")
@@ -217,7 +268,11 @@ def _mark_failed(run_dir, why):
 def run_result(run_dir):
     """Final and best figures of a run, from its `training.csv`."""
     history = cb.read_history(Path(run_dir) / layout.HISTORY)
-    last, best = history.iloc[-1], layout.best_row(history, layout.read_params(run_dir))
-    return {"epochs": int(last["epoch"]), "final_val_loss": float(last["val_loss"]),
+    params = layout.read_params(run_dir)
+    last, best = history.iloc[-1], layout.best_row(history, params)
+    training = params["training"]
+    return {"epochs": int(last["epoch"]),
+            "optimizer_steps": int(last["epoch"]) * steps_per_epoch(params["n_train"], training["batch_size"]),
+            "final_val_loss": float(last["val_loss"]),
             "best_val_loss": float(best["val_loss"]), "best_epoch": int(best["epoch"]),
             "train_seconds": float(history["train_seconds"].sum()), **device.gpu_peak_memory()}

@@ -2,6 +2,7 @@
 device and backend (seed, XLA, steps per execution, precision)."""
 
 import dataclasses
+import math
 import secrets
 from dataclasses import dataclass
 
@@ -19,6 +20,10 @@ class TrainSettings:
     dataset: str = setting("mnist", "mnist, mnist_5k, fashion_mnist, cifar10, or a path (.npz, .npy, a folder "
                                     "of images)")
     epochs: int = setting(200, "epochs in all", check=POSITIVE_INT)
+    steps: int | None = setting(None, "a budget of optimizer steps instead of --epochs: the fewest whole epochs "
+                                      "that make at least N steps on the training images (recorded beside the "
+                                      "budget), so runs on more or fewer images can take the same number of steps",
+                                check=POSITIVE_INT)
     batch_size: int = setting(32, "images per training step", check=POSITIVE_INT)
     lr: float = setting(0.0005, "Adam's learning rate", check=POSITIVE)
     lr_decay: float = setting(0.0, "Keras 2's decay: the learning rate at step t is lr / (1 + decay * t)",
@@ -58,6 +63,24 @@ def recorded_settings(params):
     """The `TrainSettings` a run folder's `params.json` records, with older folders' missing settings read as
     what those runs did (`LEGACY_DEFAULTS`)."""
     return TrainSettings(**{**LEGACY_DEFAULTS, **params["training"]})
+
+
+def steps_per_epoch(n_images, batch_size):
+    """Optimizer steps in one epoch over `n_images` (the last batch may be short)."""
+    return math.ceil(n_images / batch_size)
+
+
+def epochs_for_steps(steps, n_images, batch_size):
+    """The fewest whole epochs over `n_images` that make at least `steps` optimizer steps."""
+    return math.ceil(steps / steps_per_epoch(n_images, batch_size))
+
+
+def with_step_budget(settings, n_images):
+    """`settings` with `epochs` computed from its step budget on `n_images` training images (unchanged
+    without a budget)."""
+    if settings.steps is None:
+        return settings
+    return dataclasses.replace(settings, epochs=epochs_for_steps(settings.steps, n_images, settings.batch_size))
 
 
 def resolve_settings(settings):
