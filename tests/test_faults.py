@@ -21,6 +21,10 @@ from utils.experiments.suite import SuiteRequest
 from utils.runs import health
 
 DAMAGES = ("cut short", "emptied", "garbled", "removed")
+# What a resume does depends only on whether a file is there but unusable or gone (health.py tells the kinds
+# apart for the message, which the fast cases check for every file and kind), so the cases that train take one
+# of each (the re-exports take the other kinds too).
+RESUME_DAMAGES = ("garbled", "removed")
 KIND = {"cut short": ("cut short", "garbled"), "emptied": ("empty",), "garbled": ("garbled",), "removed": ("missing",)}
 BACKUP, METADATA = "backup/latest.weights.h5", "backup/training_metadata.json"
 BEST, ENCODER, DECODER = "models/model.weights.h5", "models/encoder.h5", "models/decoder.h5"
@@ -160,6 +164,9 @@ def test_a_suite_over_a_pool_with_a_damaged_run_finishes_the_rest_and_names_it(t
         damage(pool / ".locks" / f"{variant}_seed{seed}.lock", how)
     code, out, _ = run_main(evaluate.main, "--check", pool)
     assert code == 1 and "4 runs: 3 finished, 0 resumable, 0 running, 1 damaged" in out
+    suite_dir = tmp_path / "activations_fashion_mnist_limit300_val"
+    suite_dir.mkdir()
+    (suite_dir / ".suite.lock").write_bytes(b"\x00garbage")  # the suite's lock, damaged: it holds no state either
     lines = []
     result = run_suite(SuiteRequest("activations", 2, 1, "fashion_mnist", 300, variants=("base_lrelu", "gelu_full"),
                                     root=str(tmp_path), eval_samples=0), log=lines.append)
@@ -195,7 +202,7 @@ def _rows(path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", DAMAGES)
+@pytest.mark.parametrize("how", RESUME_DAMAGES)
 def test_a_damaged_latest_backup_resumes_from_the_previous_one(run_copy, how):
     before = _rows(run_copy / "training.csv")
     damage(run_copy / BACKUP, how)
@@ -210,7 +217,7 @@ def test_a_damaged_latest_backup_resumes_from_the_previous_one(run_copy, how):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", DAMAGES)
+@pytest.mark.parametrize("how", RESUME_DAMAGES)
 def test_a_damaged_backup_counter_is_remade_from_the_weights_file(run_copy, how):
     before = (run_copy / "training.csv").read_bytes()
     damage(run_copy / METADATA, how)
@@ -240,7 +247,7 @@ def test_a_history_with_no_whole_row_refuses_to_resume_and_says_why(run_copy):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", DAMAGES)
+@pytest.mark.parametrize("how", RESUME_DAMAGES)
 def test_damaged_best_weights_extend_with_the_best_epoch_chosen_after_the_resume(run_copy, how):
     before = (run_copy / "training.csv").read_bytes()
     damage(run_copy / BEST, how)
@@ -253,8 +260,7 @@ def test_damaged_best_weights_extend_with_the_best_epoch_chosen_after_the_resume
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", DAMAGES)
-@pytest.mark.parametrize("file", [ENCODER, DECODER])
+@pytest.mark.parametrize("file, how", [(ENCODER, "cut short"), (DECODER, "emptied"), (DECODER, "removed")])
 def test_damaged_exports_are_remade_from_the_best_weights(run_copy, file, how, tmp_path):
     damage(run_copy / file, how)
     code, out, err = run_main(train.main, "--resume", run_copy)
@@ -265,7 +271,7 @@ def test_damaged_exports_are_remade_from_the_best_weights(run_copy, file, how, t
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", DAMAGES)
+@pytest.mark.parametrize("how", RESUME_DAMAGES)
 def test_a_damaged_eval_json_is_moved_aside_and_the_run_scored_anew(run_copy, how):
     damage(run_copy / "eval.json", how)
     code, _, err = run_main(evaluate.main, run_copy, "--samples", 2)
