@@ -12,7 +12,9 @@ which file, and how) and exits 1 if any is damaged.
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from utils import startup  # noqa: E402
+
+startup.start()  # before Keras loads: the process settings, a quiet start
 
 from utils import cli  # noqa: E402
 from utils.analysis.evaluation import describe, evaluate_run  # noqa: E402

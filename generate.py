@@ -12,7 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from utils import startup  # noqa: E402
+
+startup.start()  # before Keras loads: the process settings, a quiet start
 
 import numpy as np  # noqa: E402
 

@@ -8,17 +8,23 @@ losses.png and total_loss.png in the suite folder.
 Run folders live in a pool shared by every suite on the same data, so a run another suite finished is
 not trained again. Running the same command again skips finished runs and resumes unfinished ones; a
 larger --epochs extends finished runs. Runs made with other data or more epochs are refused (see
-utils/experiments/suite.py). Every flag is a field of `SuiteRequest`. Exit status 0 when every run
+utils/experiments/suite.py). Every flag is a field of `SuiteRequest` or one of the training settings it
+passes on to every run (`PASSED_ON`). Exit status 0 when every run
 finished, 1 otherwise (the summary still covers the finished ones).
 """
 
 import sys
 
-from models.registry import load_family_modules
-from utils import cli
-from utils.errors import UserError
-from utils.experiments.runner import run_suite
-from utils.experiments.suite import SuiteRequest
+from utils import startup
+
+startup.start()  # before Keras loads: the process settings, a quiet start
+
+from models.registry import load_family_modules  # noqa: E402
+from utils import cli  # noqa: E402
+from utils.errors import UserError  # noqa: E402
+from utils.experiments.runner import run_suite  # noqa: E402
+from utils.experiments.suite import PASSED_ON, SUITE_DEFAULTS, SuiteRequest  # noqa: E402
+from utils.runs.settings import TrainSettings  # noqa: E402
 
 
 def build_parser():
@@ -29,6 +35,8 @@ def build_parser():
         cli.fail(str(e))
     p = cli.OneLineParser(description=__doc__.split("\n")[0])
     p.request_flags = cli.add_setting_flags(p, [SuiteRequest])
+    p.train_flags = cli.add_setting_flags(p.add_argument_group("every run's training (the rest is each preset's)"),
+                                          [TrainSettings], only=PASSED_ON, defaults=SUITE_DEFAULTS)
     return p
 
 
@@ -37,7 +45,8 @@ def main(argv=None):
     p = build_parser()
     args = p.parse_args(argv)
     try:
-        result = run_suite(SuiteRequest(**cli.given(args, p.request_flags)), log=lambda line: print(line, flush=True))
+        request = SuiteRequest(**cli.given(args, p.request_flags), training=cli.given(args, p.train_flags))
+        result = run_suite(request, log=lambda line: print(line, flush=True))
     except UserError as e:
         cli.fail(str(e))
     except KeyboardInterrupt:

@@ -13,18 +13,19 @@ printed is the run folder. `train_vae.py` is this command for the study's VAEs.
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter, not its errors
+from utils import startup  # noqa: E402
+
+startup.start()  # before Keras loads: the process settings, a quiet start
 
 from models import family_class, family_names, model_config  # noqa: E402
-from models.registry import load_family_modules  # noqa: E402
-from models.activations import ACTIVATIONS  # noqa: E402
+from models.activations import ACTIVATIONS, DEFAULT_ACTIVATION  # noqa: E402
 from models.architectures import ARCHITECTURES  # noqa: E402
+from models.presets import PRESETS, activation_settings, preset_settings, preset_training, variant_label  # noqa: E402
+from models.registry import load_family_modules  # noqa: E402
 from utils import cli  # noqa: E402
 from utils.errors import UserError  # noqa: E402
-from utils.experiments.presets import (PRESETS, activation_settings, preset_settings, preset_training,  # noqa: E402
-                                       variant_label)
-from utils.training.run import resume_run, start_run  # noqa: E402
-from utils.training.settings import TrainSettings  # noqa: E402
+from utils.runs.settings import TrainSettings  # noqa: E402
+from utils.training.run import RESUME_SETTINGS, resume_run, start_run  # noqa: E402
 
 
 def build_parser(family=None, description=None):
@@ -41,7 +42,8 @@ def build_parser(family=None, description=None):
     if not family:
         model.add_argument("--family", choices=families, help="vae, ae, dae (denoising), sae (sparse), ...")
     model.add_argument("--arch", choices=list(ARCHITECTURES), help="conv (filter lists), dense (width lists), ...")
-    model.add_argument("--act", choices=ACTIVATIONS, help="activation placed where --where says (default lrelu)")
+    model.add_argument("--act", choices=ACTIVATIONS, help="activation placed where --where says; the other side "
+                                                          f"keeps the preset's (default {DEFAULT_ACTIVATION})")
     model.add_argument("--where", choices=("encoder", "decoder", "both"), help="where --act goes (default both)")
     objectives = list(dict.fromkeys(family_class(name).Objective for name in families))
     p.model_flags = cli.add_setting_flags(model, [*ARCHITECTURES.values(), *objectives])
@@ -59,8 +61,10 @@ def model_settings(args, model_flags):
     for flag, key in (("family", "family"), ("arch", "architecture")):
         if getattr(args, flag, None) is not None:
             fields[key] = getattr(args, flag)
-    if args.act is not None or args.where is not None:
-        fields.update(activation_settings(args.act or "lrelu", args.where or "both"))
+    if args.where is not None and args.act is None:
+        raise UserError(f"--where {args.where} needs --act, the activation to put there")
+    if args.act is not None:
+        fields.update(activation_settings(args.act, args.where or "both"))
     return {**fields, **cli.given(args, model_flags)}
 
 
@@ -86,11 +90,11 @@ def main(argv=None, family=None, description=None):
     try:
         if args.resume:
             extra = [f"--{k.replace('_', '-')}" for k, v in vars(args).items()
-                     if v is not None and k not in ("resume", "epochs", "eval_samples")]
+                     if v is not None and k not in ("resume", *RESUME_SETTINGS)]
             if extra:
                 raise UserError(f"--resume takes its settings from the run's params.json; drop {' '.join(extra)} "
                                 "(only --epochs, to extend a run, and --eval-samples may be given)")
-            resume_run(args.resume, epochs=args.epochs, eval_samples=args.eval_samples)
+            resume_run(args.resume, **{k: getattr(args, k) for k in RESUME_SETTINGS})
             return 0
         settings = model_settings(args, p.model_flags)
         if family and settings.setdefault("family", family) != family:

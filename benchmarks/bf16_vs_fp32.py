@@ -23,7 +23,7 @@ import pandas as pd
 
 from utils.errors import UserError  # noqa: E402
 from utils.analysis.stats import estimate, paired_difference  # noqa: E402
-from utils.experiments.presets import PRESETS  # noqa: E402
+from models.presets import PRESETS  # noqa: E402
 from utils.runs.layout import HISTORY  # noqa: E402
 from utils.experiments.suite import REFERENCE_VARIANT, RUNS, find_runs  # noqa: E402
 

@@ -27,7 +27,9 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from utils import startup  # noqa: E402
+
+startup.start()  # as the commands start: the XLA vector width, a quiet start
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -10,7 +10,9 @@ import argparse
 import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from utils import startup  # noqa: E402
+
+startup.start()  # as the commands start: the XLA vector width, a quiet start
 
 from benchmarks.machine import machine_info, machine_line  # noqa: E402
 from models.likelihoods import is_binary  # noqa: E402
@@ -18,7 +20,7 @@ from utils.analysis.metrics import likelihood_figures  # noqa: E402
 from utils.data.binarize import load_data  # noqa: E402
 from utils.runs import layout  # noqa: E402
 from utils.runs.loading import load_model  # noqa: E402
-from utils.training.settings import recorded_settings  # noqa: E402
+from utils.runs.settings import recorded_settings  # noqa: E402
 
 
 def sweep(run_dir, ks, images):

@@ -3,7 +3,7 @@
     python -m benchmarks.throughput                     # batches 32 and 128, ~3 minutes on 2 CPU cores
     python -m benchmarks.throughput --batch-size 32 --contenders reference base_lrelu base_lrelu:jit --no-memory
 
-A contender is `reference` (benchmarks/reference_vae.py) or a preset of utils/experiments/presets.py,
+A contender is `reference` (benchmarks/reference_vae.py) or a preset of models/presets.py,
 optionally with `:`-separated options: `tfdata` (TensorFlow only: feed a cached, shuffled, prefetched tf.data
 pipeline instead of the NumPy arrays a run feeds), `jit` / `nojit` (XLA for the whole step), `spe<N>` (steps
 per execution), `mixed` (mixed precision: bfloat16 on CPU, float16 on GPU), `FIELD=VALUE` (a model setting
@@ -35,7 +35,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from utils import startup  # noqa: E402
+
+startup.start()  # as the commands start: the XLA vector width, a quiet start
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -48,13 +50,14 @@ from models import model_config  # noqa: E402
 from models.architectures import ConvArchitecture  # noqa: E402
 from models.VAE import VAEObjective  # noqa: E402
 from utils.data.loaders import load_dataset  # noqa: E402
-from utils.experiments.presets import PRESETS, preset_settings  # noqa: E402
+from models.presets import PRESETS, preset_settings  # noqa: E402
 from utils.runs import layout, provenance  # noqa: E402
 from utils.training import callbacks as cb  # noqa: E402
 from utils.training import device  # noqa: E402
 from utils.training.figures import draw_figures  # noqa: E402
 from utils.training.run import build_model, compile_model  # noqa: E402
-from utils.training.settings import TrainSettings, resolve_settings  # noqa: E402
+from utils.runs.settings import TrainSettings  # noqa: E402
+from utils.training.device import resolve_settings  # noqa: E402
 
 DEFAULT_CONTENDERS = ["reference", "base_lrelu", "gelu_full", "gelu_full_bn_before", "base_lrelu:tfdata"]
 EPOCH_IMAGES = 60_000

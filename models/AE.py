@@ -15,6 +15,7 @@ import numpy as np
 from keras import layers
 
 from models import likelihoods, penalties
+from models.architectures import check_encoder_body
 from models.base import AutoencoderModel, to_numpy
 from models.gaussian import quantile_grid, sample_gaussian
 from models.registry import register_family
@@ -128,6 +129,7 @@ class Autoencoder(AutoencoderModel):
 
     @classmethod
     def check_config(cls, config):
+        check_encoder_body(config.architecture, config.family)
         if config.family == "dae" and config.objective.noise == "none":
             raise ValueError("a denoising autoencoder needs input noise: --noise gaussian:0.3 or dropout:0.5")
         if config.family == "sae" and config.objective.sparsity == "none":
@@ -158,11 +160,6 @@ class Autoencoder(AutoencoderModel):
             code = layers.Dense(architecture.z_dim, activation=None if activation == "linear" else activation,
                                 name="code")(x)
         return keras.Model(images, code, name="encoder")
-
-    def term_names(self):
-        objective = self.config.objective
-        return (("r_loss",) + (("sparsity_loss",) if parse_sparsity(objective.sparsity) else ())
-                + (("l2_loss",) if objective.decoder_l2 else ()))
 
     def corrupt(self, images, training):
         """The encoder's input: `images` with the training noise, or unchanged."""

@@ -11,6 +11,7 @@ names the classifier's weights file; `auto` lets the training run take the data'
 (utils/analysis/features.py). The classifier's layers are part of the model, so its saved weights hold them.
 """
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import keras
 from keras import ops
 
 from models import likelihoods
+from models.base import first
 from models.classifier import CONV_LAYERS, build_classifier, layer_outputs
 from models.registry import register_family
 from models.settings import NON_NEGATIVE, setting
@@ -60,9 +62,18 @@ class FeatureConsistentVAE(VariationalAutoencoder):
         self.features = layer_outputs(classifier, list(objective.feature_layers))
         self.features.trainable = False
 
-    def term_names(self):
-        return ("feature_loss", "kl_loss") + (("r_loss",) if self.config.objective.pixel_weight else ()) + (
-            ("l2_loss",) if self.config.objective.decoder_l2 else ())
+    @classmethod
+    def with_resources(cls, config, resources):
+        """The data's feature network for `feature_network: auto`; a ValueError for a file that is not there."""
+        objective = config.objective
+        if objective.feature_network != "auto":
+            if not Path(objective.feature_network).is_file():
+                raise ValueError(f"feature network {objective.feature_network} does not exist; pass auto (the "
+                                 "data's own, trained once) or a classifier.weights.h5 made by utils/analysis/features.py")
+            return config
+        weights, classes = resources.feature_network()
+        return dataclasses.replace(config, objective=dataclasses.replace(objective, feature_network=weights,
+                                                                         feature_classes=classes))
 
     def feature_loss(self, images, reconstructions):
         """Σ_l ½ ||φ_l(x) − φ_l(x̂)||² per image, the feature network frozen."""
@@ -73,11 +84,9 @@ class FeatureConsistentVAE(VariationalAutoencoder):
 
     def loss_terms(self, images, outputs):
         objective = self.config.objective
-        terms = super().loss_terms(images, outputs)
-        pixel = terms.pop("r_loss")
-        mean = outputs["outputs"][0] if isinstance(outputs["outputs"], (list, tuple)) else outputs["outputs"]
-        found = {"feature_loss": (self.feature_loss(images, mean), objective.feature_weight),
-                 "kl_loss": terms.pop("kl_loss")}
+        kl = self.prior_kl(outputs["mean"], outputs["log_var"])
+        terms = {"feature_loss": (self.feature_loss(images, first(outputs["outputs"])), objective.feature_weight),
+                 "kl_loss": (kl, self.kl_beta)}
         if objective.pixel_weight:
-            found["r_loss"] = (pixel[0], objective.pixel_weight)
-        return {**found, **terms}
+            terms["r_loss"] = (self.pixel_loss(images, outputs), objective.pixel_weight)
+        return {**terms, **self.decoder_penalty(kl)}

@@ -26,12 +26,13 @@ from keras import layers, ops
 
 from models import likelihoods, penalties
 from models.architectures import Architecture, register_architecture
-from models.base import batches, no_gradients, to_numpy
+from models.base import AutoencoderModel, batches, no_gradients, to_numpy
 from models.gaussian import log_normal, log_standard_normal, precision_weighted
 from models.registry import register_family
 from models.settings import FRACTION, NON_NEGATIVE_INT, POSITIVE_INT, RATE, setting
-from models.VAE import (ACTIVE_KL_THRESHOLD, ACTIVE_UNIT_THRESHOLD, DECODES_PER_CALL, VAEObjective,
-                        VariationalAutoencoder)
+from models.vae_parts import (ACTIVE_KL_THRESHOLD, ACTIVE_UNIT_THRESHOLD, DECODES_PER_CALL, KLWarmup,
+                              ScoredByLikelihood)
+from models.VAE import VAEObjective
 
 INFERENCE = ("ladder", "bottom-up")
 
@@ -42,6 +43,7 @@ class HierarchyArchitecture(Architecture):
     """L stochastic layers on dense blocks; the defaults are the paper's MNIST model."""
 
     kind = "hierarchy"
+    made_for = "lvae"  # its layers are the family's own: it has no encoder body for another family's head
     z_dim: int = setting(0, "hierarchy: set from latent_sizes (the size of z_1)", flag=False)
     norm: str = setting("batch", "normalization in every block", choices=("none", "batch", "layer"))
     norm_pos: str = setting("before", "normalization before or after the activation", choices=("before", "after"))
@@ -70,9 +72,6 @@ class HierarchyArchitecture(Architecture):
         if act == "lrelu":
             return layers.LeakyReLU(negative_slope=self.leaky_slope, name=name)
         return super().activation(act, name)
-
-    def encoder_body(self, images):
-        raise ValueError("the hierarchy architecture is the lvae family's: train it with --family lvae")
 
     def dense_block(self, x, width, prefix, act):
         """`block_depth` dense layers of `width`, each with the norm, activation and dropout settings."""
@@ -149,7 +148,7 @@ class LVAEObjective(VAEObjective):
 
 @register_family("lvae")
 @keras.saving.register_keras_serializable(package="vae")
-class LadderVAE(VariationalAutoencoder):
+class LadderVAE(KLWarmup, ScoredByLikelihood, AutoencoderModel):
     """A hierarchy of Gaussian latent layers, inferred by the ladder or bottom-up (the deep VAE)."""
 
     Objective = LVAEObjective
@@ -178,8 +177,7 @@ class LadderVAE(VariationalAutoencoder):
         self.merge = PrecisionMerge(name="precision_merge") if ladder and arch.depth > 1 else None
         self.decoder = arch.decoder(likelihoods.decoder_outputs(self.config.objective.loss))
         self.seed_generator = keras.random.SeedGenerator(None)
-        self.kl_beta = self.add_weight(name="kl_beta", shape=(), trainable=False,
-                                       initializer=keras.initializers.Constant(self.config.objective.beta))
+        self.add_kl_weight()
         images = keras.Input(shape=arch.input_shape, name="encoder_input")
         means = self.infer(images, mean_path=True)
         self.encoder = keras.Model(images, [t for pair in zip(means["q_mean"], means["q_log_var"]) for t in pair],
@@ -228,10 +226,6 @@ class LadderVAE(VariationalAutoencoder):
         return {**inferred, "outputs": self.decoder(inferred["z"][0], training=training)}
 
     # --- the loss -------------------------------------------------------------------------------------
-    def term_names(self):
-        return ("r_loss", *(f"kl_{i + 1}" for i in range(self.config.architecture.depth))) + (
-            ("l2_loss",) if self.config.objective.decoder_l2 else ())
-
     def layer_kls(self, inferred):
         """Per layer, per image: the ELBO's KL term of q(z_i | .) against p(z_i | z_{i+1}), the top's against
         N(0, I) (`unit_kl`, summed over the layer's units)."""
@@ -257,9 +251,6 @@ class LadderVAE(VariationalAutoencoder):
                 _, mean, log_var = self.down[i](z, training=False)
                 z = to_numpy(mean + ops.exp(0.5 * log_var) * rng.standard_normal((n, sizes[i])).astype("float32"))
         return z
-
-    def latent_grid(self, n):
-        return None  # z_1's marginal under the hierarchy is not a Gaussian to take quantiles of
 
     def log_importance_weights(self, images, samples, rng, likelihood=None):
         """log p(x | z_1) + sum_i log p(z_i | z_{i+1}) + log p(z_L) - sum_i log q(z_i | .) for each of the

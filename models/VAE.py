@@ -6,7 +6,6 @@ presets.py). The loss is `r_loss + beta * kl_loss [+ decoder_l2 * l2_loss]`, eac
 """
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import keras
@@ -14,17 +13,13 @@ import numpy as np
 from keras import layers, ops
 
 from models import likelihoods, penalties
-from models.base import AutoencoderModel, batches, first, no_gradients, to_numpy
+from models.architectures import check_encoder_body
+from models.base import AutoencoderModel, batches, no_gradients, to_numpy
 from models.gaussian import log_normal, log_standard_normal, quantile_grid
 from models.layers import Sampling
 from models.registry import register_family
 from models.settings import FRACTION, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, check_fields, setting
-
-# Importance samples decoded at once (draws x images per call): a conv decoder ran 1.4x faster with 2,500 a call
-# than with 10,000, whose activations do not stay in the CPU caches (docs/benchmarks.md).
-DECODES_PER_CALL = 2_500
-ACTIVE_UNIT_THRESHOLD = 0.01  # a latent dimension whose posterior mean varies more than this is active
-ACTIVE_KL_THRESHOLD = 0.01  # nats: a latent dimension whose mean KL exceeds this is active by KL
+from models.vae_parts import ACTIVE_KL_THRESHOLD, ACTIVE_UNIT_THRESHOLD, DECODES_PER_CALL, KLWarmup, ScoredByLikelihood
 
 
 @dataclass(frozen=True)
@@ -70,26 +65,24 @@ class VAEObjective:
 
 @register_family("vae")
 @keras.saving.register_keras_serializable(package="vae")
-class VariationalAutoencoder(AutoencoderModel):
+class VariationalAutoencoder(KLWarmup, ScoredByLikelihood, AutoencoderModel):
     """A VAE: the encoder ends in mu, log_var and a `Sampling` layer; the KL weight can warm up."""
 
     Objective = VAEObjective
     encoder_outputs = ("mean", "log_var", "z")
     code_name = "mean"
-    has_likelihood = True
     sampling_note = "z ~ N(0, I), the VAE's prior"
 
     @classmethod
     def check_config(cls, config):
+        check_encoder_body(config.architecture, config.family)
         if config.architecture.encoder_head != "dense":
             raise ValueError("a VAE's encoder ends in Dense heads for the mean and log-variance: drop --encoder-head")
 
     def build_networks(self):
         self.encoder = self.build_encoder()
         self.decoder = self.config.architecture.decoder(likelihoods.decoder_outputs(self.config.objective.loss))
-        # The KL weight lives in a variable so a warm-up can change it without retracing.
-        self.kl_beta = self.add_weight(name="kl_beta", shape=(), trainable=False,
-                                       initializer=keras.initializers.Constant(self.config.objective.beta))
+        self.add_kl_weight()
 
     def build_encoder(self):
         """The architecture's body, then Dense heads for mu and log_var and the `Sampling` layer."""
@@ -105,30 +98,22 @@ class VariationalAutoencoder(AutoencoderModel):
         mu, log_var, z = self.encoder(images, training=training)
         return {"mean": mu, "log_var": log_var, "z": z, "outputs": self.decoder(z, training=training)}
 
-    def term_names(self):
-        return ("r_loss", "kl_loss") + (("l2_loss",) if self.config.objective.decoder_l2 else ())
-
     def loss_terms(self, images, outputs):
+        kl = self.prior_kl(outputs["mean"], outputs["log_var"])
+        return {"r_loss": (self.pixel_loss(images, outputs), None), "kl_loss": (kl, self.kl_beta),
+                **self.decoder_penalty(kl)}
+
+    def pixel_loss(self, images, outputs):
+        """The reconstruction term per image (`loss`: 1000 × MSE, BCE, a Gaussian, ...)."""
         objective = self.config.objective
-        terms = {"r_loss": (likelihoods.reconstruction_loss(objective.loss, images, outputs["outputs"],
-                                                            objective.r_loss_factor, objective.sigma), None),
-                 "kl_loss": (self.prior_kl(outputs["mean"], outputs["log_var"]), self.kl_beta)}
-        if objective.decoder_l2:
-            terms["l2_loss"] = (penalties.l2_weights(self.decoder.trainable_weights, terms["kl_loss"][0]),
-                                objective.decoder_l2)
-        return terms
+        return likelihoods.reconstruction_loss(objective.loss, images, outputs["outputs"], objective.r_loss_factor,
+                                               objective.sigma)
 
-    def on_epoch_start(self, epoch, epochs):
-        """beta * min(1, epoch / L), epochs counted from 0: a warm-up of L epochs (0 .. L-1) raises beta from 0,
-        and from epoch L on beta is full and stays so."""
-        length = self.config.objective.warmup_length(epochs)
-        if length:
-            self.kl_beta.assign(self.config.objective.beta * min(1.0, epoch / length))
-
-    def first_comparable_epoch(self, epochs):
-        """The first epoch (from 1) with beta at its full value: a val_loss during the warm-up weighs the KL
-        less, so it would look best early."""
-        return math.ceil(self.config.objective.warmup_length(epochs)) + 1
+    def decoder_penalty(self, per_image):
+        """{"l2_loss": (sum(w^2) over the decoder, its weight)} where `decoder_l2` asks for it (shaped like
+        `per_image`), else {}."""
+        weight = self.config.objective.decoder_l2
+        return {"l2_loss": (penalties.l2_weights(self.decoder.trainable_weights, per_image), weight)} if weight else {}
 
     # --- the prior: N(0, I); a family with another prior overrides these three ---------------------------
     def prior_kl(self, mean, log_var):
@@ -146,25 +131,6 @@ class VariationalAutoencoder(AutoencoderModel):
     def latent_grid(self, n):
         """The prior's normal quantiles on each axis of a 2-D latent space."""
         return quantile_grid(n) if self.config.z_dim == 2 else None
-
-    def scoring_likelihood(self, binary, validation_images):
-        """Bernoulli on binary data; on grey data a discretized Gaussian with the model's own sigma, or (mse, rmse,
-        bce) one sigma fitted on the validation images: the root mean squared error of their reconstructions
-        from one posterior draw each, the sigma that maximises a Gaussian decoder's expected log-likelihood."""
-        objective = self.config.objective
-
-        def fitted():
-            with no_gradients():
-                errors = [np.mean(np.square(b - to_numpy(first(self.forward(b)["outputs"]))))
-                          for b in batches(validation_images, 1000)]
-            sizes = [len(b) for b in batches(validation_images, 1000)]
-            return float(np.sqrt(np.average(errors, weights=sizes))), f"fitted on {len(validation_images)} validation images"
-
-        return likelihoods.scoring_likelihood(objective.loss, binary, objective.sigma, fitted)
-
-    def training_likelihood(self):
-        """The `Likelihood` the loss maximises (a ValueError for mse/rmse)."""
-        return likelihoods.training_likelihood(self.config.objective.loss, self.config.objective.sigma)
 
     def log_importance_weights(self, images, samples, rng, likelihood=None):
         """log p(x | z_k) + log p(z_k) - log q(z_k | x) for z_k = mu + sigma * eps_k, eps_k ~ N(0, I)."""

@@ -4,34 +4,15 @@ GELU is the exact erf form. For training it runs as `FusedGELU`: on TensorFlow b
 forward pass writes y and dy/dx, so its backward pass is one multiply (models/gelu_tf.py); on JAX and
 PyTorch by the backend's own exact GELU (`keras.ops.gelu(x, approximate=False)`, which XLA fuses on JAX).
 Saved `.h5` models get Keras's stock `Activation("gelu")` instead (`models.layers.stock_clone`), so they
-load in plain Keras on any backend. Importing this module asks XLA's CPU compiler for 512-bit vectors.
+load in plain Keras on any backend. The commands ask XLA's CPU compiler for 512-bit vectors (utils/startup.py).
 """
-
-import os
 
 import keras
 from keras import layers, ops
 
 ACTIVATIONS = ("lrelu", "gelu", "relu", "elu", "silu", "tanh", "sigmoid")
+DEFAULT_ACTIVATION = "lrelu"  # the study's base model, on both sides
 LRELU_SLOPE = 0.3  # the LeakyReLU layer's default in Keras 2 and 3, named so nobody has to guess
-
-# Why an XLA flag is set here: XLA's CPU compiler emits 256-bit vector code by default (LLVM's choice
-# for Intel parts that slow their clock on 512-bit code), while the oneDNN convolutions around the GELU
-# already run 512-bit ones. On AVX-512 CPUs the GELU's loops run 10-30 % faster with 512-bit vectors
-# and give the same bits; without AVX-512 the flag changes nothing (docs/gelu_xla.md). XLA reads
-# XLA_FLAGS once, at its first compile in the process, so this runs at import; a width the user chose
-# is kept.
-XLA_VECTOR_FLAG = "--xla_cpu_prefer_vector_width=512"
-
-
-def prefer_wide_xla_vectors(environ=os.environ):
-    """Add `XLA_VECTOR_FLAG` to XLA_FLAGS unless a vector width is named there already."""
-    flags = environ.get("XLA_FLAGS", "")
-    if "xla_cpu_prefer_vector_width" not in flags:
-        environ["XLA_FLAGS"] = f"{flags} {XLA_VECTOR_FLAG}".strip()
-
-
-prefer_wide_xla_vectors()
 
 
 @keras.saving.register_keras_serializable(package="vae")

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from models.activations import ACTIVATIONS, activation_layer
+from models.activations import ACTIVATIONS, DEFAULT_ACTIVATION, activation_layer
 from models.normalization import NORMS, normalization_layer
 from models.settings import POSITIVE_INT, RATE, check_choice, check_fields, from_fields, plain, setting
 
@@ -35,8 +35,8 @@ class Architecture:
     kind = "base"
     input_shape: tuple = setting((28, 28, 1), "(height, width, channels), set from the data", flag=False)
     z_dim: int = setting(2, "latent (code) dimensions", check=POSITIVE_INT)
-    encoder_act: str = setting("lrelu", "the encoder's activation", choices=ACTIVATIONS)
-    decoder_act: str = setting("lrelu", "the decoder's activation", choices=ACTIVATIONS)
+    encoder_act: str = setting(DEFAULT_ACTIVATION, "the encoder's activation", choices=ACTIVATIONS)
+    decoder_act: str = setting(DEFAULT_ACTIVATION, "the decoder's activation", choices=ACTIVATIONS)
     norm: str = setting("none", "normalization in every block", choices=NORMS)
     norm_pos: str = setting("after", "normalization before or after the activation", choices=NORM_POSITIONS)
     dropout: float = setting(0.0, "dropout rate after every activation", check=RATE)
@@ -89,6 +89,14 @@ class Architecture:
             raise ValueError(f"the decoder produces {shape[1:]} images but the input is {self.input_shape}; "
                              "choose strides/widths so the decoder undoes the encoder")
         return decoder
+
+
+def check_encoder_body(architecture, family):
+    """A ValueError for an architecture with no encoder body for a family's code head to go on (the hierarchy,
+    whose layers are its family's own)."""
+    if not hasattr(architecture, "encoder_body"):
+        raise ValueError(f"the {architecture.kind} architecture has no encoder body for a {family}'s code head; it "
+                         f"is the {architecture.made_for} family's: train it with --family {architecture.made_for}")
 
 
 @register_architecture

@@ -1,16 +1,8 @@
 """The base of every family: its loss reaches Keras through `compute_loss`, and it answers the contract the
 rest of the project uses. Nothing outside `models/` asks which family it holds.
 
-A family subclasses `AutoencoderModel`, registers itself (`@register_family`, models/registry.py) and
-supplies:
-- `Objective`: its loss settings, a dataclass of `setting` fields (models/settings.py);
-- `build_networks()`: `self.encoder` and `self.decoder` (Keras models) and any state of its own;
-- `forward(images, training)`: a dict of what its loss needs, from one pass (this is `call`);
-- `term_names()` and `loss_terms(images, outputs)`: its loss as named per-image terms and their weights;
-- `encoder_outputs` (the encoder's outputs by name) and `code_name` (the one `decode` takes);
-- `sample_codes(n, rng)`: codes to decode into new images.
-It may override `log_importance_weights` and `scoring_likelihood` (with `has_likelihood`), `latent_summary`, `diagnostics`,
-`fit_code_distribution`, `latent_grid`, `on_epoch_start` and `check_config`.
+The contract, what a family supplies, may override and is given, is told once, in the table of
+docs/families.md, which tests/test_contract.py checks against this class.
 
 Keras's own train and test steps call `compute_loss`, on every backend. Trackers are named after the
 loss terms and fed per-image values, so an epoch's figure is the mean over every image (a short last
@@ -34,8 +26,12 @@ class AutoencoderModel(keras.Model):
     default_architecture = "conv"
     encoder_outputs = ("code",)  # the encoder's outputs, by name, in order
     code_name = "code"  # the output that places an image in latent space: what `decode` takes
-    has_likelihood = False  # whether `log_importance_weights` gives log p(x, z) - log q(z | x)
+    has_likelihood = False  # whether it has `log_importance_weights`: set for each family by __init_subclass__
     sampling_note = "codes ~ the model's own code distribution"  # how `sample_codes` draws, in words
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.has_likelihood = cls.log_importance_weights is not AutoencoderModel.log_importance_weights
 
     def __init__(self, config, **kwargs):
         kwargs.setdefault("name", config.family)
@@ -47,13 +43,29 @@ class AutoencoderModel(keras.Model):
         self.first_nonfinite_step = self.add_weight(name="first_nonfinite_step", shape=(), dtype="int32",
                                                     trainable=False, initializer="zeros")
         self.first_nonfinite_step.assign(-1)
-        for name in self.term_names():
+        self._term_names = self._loss_term_names()
+        for name in self._term_names:
             setattr(self, f"{name}_tracker", keras.metrics.Mean(name=name))
+
+    def _loss_term_names(self):
+        # The keys of `loss_terms` are the terms' one declaration: read off a pass of one blank image, in a
+        # stateless scope so that no random draw advances a seed generator (training draws what it drew before).
+        images = ops.zeros((1,) + tuple(self.config.architecture.input_shape))
+        with keras.StatelessScope(), no_gradients():
+            return tuple(self.loss_terms(images, self.forward(images)))
 
     # --- what a family supplies ----------------------------------------------------------------------
     @classmethod
     def check_config(cls, config):
         """Raise a ValueError for settings this family cannot train (its objective checks its own fields)."""
+
+    @classmethod
+    def with_resources(cls, config, resources):
+        """`config` with what the family needs beyond its settings filled in, before a new run builds it (e.g. a
+        frozen network's weights file), from `resources` (utils/training/resources.py: the run's `data`, a
+        `cache` folder, `log`, the data's `feature_network()`); a ValueError for one it cannot have. The
+        filled-in config is what the run records, so a resumed or loaded run needs nothing more."""
+        return config
 
     def build_networks(self):
         """Set `self.encoder`, `self.decoder` and the family's own layers and variables."""
@@ -63,9 +75,6 @@ class AutoencoderModel(keras.Model):
         """{name: tensor}: everything `loss_terms` needs, with the decoder's outputs under "outputs"."""
         raise NotImplementedError
 
-    def term_names(self):
-        """Names of the loss terms, in the order `loss_terms` returns them (the first is `r_loss`)."""
-        raise NotImplementedError
 
     def loss_terms(self, images, outputs):
         """{name: (per-image value, weight or None)} for a batch and its `forward` outputs."""
@@ -111,6 +120,10 @@ class AutoencoderModel(keras.Model):
         """An n x n grid of 2-D codes spanning the code distribution, for the manifold figure; None if the
         codes are not 2-D."""
         return None
+
+    def term_names(self):
+        """Names of the loss terms, in the order `loss_terms` gives them (read off its keys, not declared)."""
+        return self._term_names
 
     # --- Keras ----------------------------------------------------------------------------------------
     def call(self, inputs, training=False):

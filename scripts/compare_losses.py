@@ -26,8 +26,8 @@ TIMING = ("lr", "train_seconds", "epoch")
 
 
 def presets_of(repo):
-    """The preset names of a checkout (either layout of its presets module)."""
-    code = ("import importlib\nfor m in ('utils.experiments.presets', 'utils.presets'):\n"
+    """The preset names of a checkout (any layout of its presets module)."""
+    code = ("import importlib\nfor m in ('models.presets', 'utils.experiments.presets', 'utils.presets'):\n"
             "    try:\n        print(','.join(importlib.import_module(m).PRESETS)); break\n"
             "    except ImportError:\n        pass\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True).stdout

@@ -15,7 +15,9 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from utils import startup  # noqa: E402
+
+startup.start()  # as the commands start: the XLA vector width, a quiet start
 
 # gelu_full's activation shapes at batch 32, plus odd and large batches
 SHAPES = [(32, 28, 28, 32), (32, 14, 14, 64), (32, 7, 7, 64), (33, 28, 28, 32), (7, 14, 14, 64), (1, 7, 7, 64),

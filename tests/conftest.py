@@ -11,14 +11,17 @@ from dataclasses import replace
 from pathlib import Path
 
 import h5py
-import keras
 import numpy as np
 import pandas as pd
 import pytest
 
+from utils import startup
+
 REPO = Path(__file__).resolve().parents[1]
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # the tests are CPU-sized
+startup.start()  # as every command starts (the XLA vector width, a quiet start), before Keras loads
+
+import keras  # noqa: E402
 
 # Small, real data: the first few hundred Fashion-MNIST images from Debian's package.
 TINY = ["--dataset", "fashion_mnist", "--limit", "300"]
@@ -149,7 +152,7 @@ def fake_run(runs_dir, number, variant, seed, status="finished", epochs=1, datas
 def preset_as_recorded(preset, model, epochs):
     """The preset's config as a run of it that started with `epochs` records it (28x28x1 images; a warm-up's
     fraction fixed in epochs; an `auto` feature network becomes the file the run used, which must exist)."""
-    from utils.experiments.presets import preset_config
+    from models.presets import preset_config
 
     expected = preset_config(preset).for_images((28, 28, 1)).for_run(epochs)
     if getattr(expected.objective, "feature_network", None) == "auto":

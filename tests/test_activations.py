@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from models.activations import LRELU_SLOPE, XLA_VECTOR_FLAG, FusedGELU, activation_layer, prefer_wide_xla_vectors
+from models.activations import LRELU_SLOPE, FusedGELU, activation_layer
+from utils.startup import STARTUP_NOISE, XLA_VECTOR_FLAG, prefer_wide_xla_vectors
 
 on_tensorflow = pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's own GELU kernel")
 
@@ -138,6 +139,26 @@ def test_wide_vector_flag_is_added_once_and_a_users_width_kept():
         assert environ["XLA_FLAGS"] == after
 
 
+def test_importing_the_project_leaves_the_environment_as_it_was():
+    done = subprocess.run([sys.executable, "-c", "import os; before = dict(os.environ); import models, utils.training.run, "
+                           "utils.experiments.runner, utils.analysis.evaluation; print(dict(os.environ) == before)"],
+                          cwd=REPO, env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "True", done.stderr[-2000:]
+
+
+def test_the_startup_filter_drops_tensorflows_notices_and_keeps_real_errors():
+    notices = ["WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+               "I0000 00:00:1796692278.201700    3885 port.cc:153] oneDNN custom operations are on.",
+               "W0000 00:00:1796692278.2017 3885 cpu_feature_guard.cc:227] This TensorFlow binary is optimized",
+               "To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild TensorFlow with "
+               "the appropriate compiler flags.",
+               "E0000 00:00:1796694602.437000   17485 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error"]
+    kept = ["E0000 00:00:1796694602.437000   17485 op_kernel.cc:1857] OP_REQUIRES failed: out of memory",
+            "UserWarning: a warning of ours", "train.py: error: --epochs: must be a positive integer"]
+    assert all(STARTUP_NOISE.search(line) for line in notices) and not any(STARTUP_NOISE.search(k) for k in kept)
+
+
 @on_tensorflow
 def test_gelu_kernels_give_the_same_bits_call_after_call():
     """No call of the threaded XLA programs differs from the first (scripts/soak_gelu.py, a short soak)."""
@@ -150,8 +171,9 @@ def test_gelu_kernels_give_the_same_bits_call_after_call():
 
 GELU_IN_A_FRESH_PROCESS = """
 import os, sys
+from utils import startup
+startup.start()
 import numpy as np, tensorflow as tf
-import models.activations
 from models.gelu_tf import fused_gelu
 x = tf.constant(np.linspace(-12.0, 12.0, 240_001, dtype=np.float32))
 with tf.GradientTape() as tape:

@@ -16,7 +16,7 @@ import pytest
 import evaluate
 import generate
 from conftest import REPO, kill_after_first_epoch, last_line, preset_as_recorded, run_main, train
-from utils.experiments.presets import PRESETS, preset_config
+from models.presets import PRESETS, preset_config
 from utils.runs.loading import load_model
 
 BACKEND = keras.backend.backend()

@@ -15,7 +15,7 @@ import evaluate
 import generate
 from conftest import REPO, TINY, numpy_of, preset_as_recorded, run_main, train
 from models import Autoencoder, VariationalAutoencoder, build_model, likelihoods, model_config, penalties
-from utils.experiments.presets import SYSTEM_PRESETS, preset_config
+from models.presets import SYSTEM_PRESETS, preset_config
 from utils.runs.loading import load_model
 from utils.training.callbacks import history_columns
 

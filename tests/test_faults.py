@@ -28,6 +28,7 @@ RESUME_DAMAGES = ("garbled", "removed")
 KIND = {"cut short": ("cut short", "garbled"), "emptied": ("empty",), "garbled": ("garbled",), "removed": ("missing",)}
 BACKUP, METADATA = "backup/latest.weights.h5", "backup/training_metadata.json"
 BEST, ENCODER, DECODER = "models/model.weights.h5", "models/encoder.h5", "models/decoder.h5"
+TINY_SUITE = {"epochs": 1, "dataset": "fashion_mnist", "limit": 300, "eval_samples": 0}  # fake runs: nothing to score
 
 
 def damage(path, how):
@@ -168,8 +169,8 @@ def test_a_suite_over_a_pool_with_a_damaged_run_finishes_the_rest_and_names_it(t
     suite_dir.mkdir()
     (suite_dir / ".suite.lock").write_bytes(b"\x00garbage")  # the suite's lock, damaged: it holds no state either
     lines = []
-    result = run_suite(SuiteRequest("activations", 2, 1, "fashion_mnist", 300, variants=("base_lrelu", "gelu_full"),
-                                    root=str(tmp_path), eval_samples=0), log=lines.append)
+    result = run_suite(SuiteRequest("activations", 2, TINY_SUITE, variants=("base_lrelu", "gelu_full"),
+                                    root=str(tmp_path)), log=lines.append)
     assert result.failed == ["gelu_full seed 1"] and len(result.summary) == 4
     assert any("gelu_full seed 1: DAMAGED, not trained" in line and "cut short" in line for line in lines), lines
     assert "1 damaged (not trained)" in lines[1]
@@ -184,8 +185,8 @@ def test_a_pool_folder_with_a_garbled_params_json_is_named_and_not_used(tmp_path
     bad = fake_run(pool, 2, "base_lrelu", 1)
     damage(bad / "params.json", "garbled")
     lines = []
-    run_suite(SuiteRequest("activations", 1, 1, "fashion_mnist", 300, variants=("base_lrelu",), root=str(tmp_path),
-                           eval_samples=0), log=lines.append)
+    run_suite(SuiteRequest("activations", 1, TINY_SUITE, variants=("base_lrelu",), root=str(tmp_path)),
+              log=lines.append)
     assert any(f"DAMAGED run folder {bad}: params.json is garbled" in line for line in lines), lines
 
 

@@ -3,6 +3,7 @@ line on stderr, a non-zero exit, no traceback and no run folder: checked in this
 a real process."""
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,11 +14,14 @@ import generate
 import run_experiments
 import train
 from conftest import TINY, last_line, run_main, run_script
+from models import family_class, family_names, model_config
 from models.architectures import ARCHITECTURES
 from models.settings import POSITIVE, check_fields, setting
 from models.VAE import VAEObjective
 from utils import cli
-from utils.training.settings import TrainSettings
+from utils.errors import UserError
+from utils.experiments.suite import PASSED_ON, SuiteRequest
+from utils.runs.settings import TrainSettings
 
 
 def flags_of(parser):
@@ -31,6 +35,38 @@ def test_every_setting_of_every_dataclass_is_a_flag():
         assert missing == [], cls.__name__
     assert "input_shape" not in flags_of(p)  # flag=False: the data decide it
     assert "family" not in flags_of(train.build_parser(family="vae"))  # train_vae.py: the VAE only
+
+
+def test_no_setting_is_declared_in_two_namespaces():
+    # A suite's training settings are TrainSettings' own fields (passed on to every run), not a copy of them; the
+    # model's settings (every architecture and family objective, one flag per name) are a third namespace.
+    objectives = {family_class(name).Objective for name in family_names()}
+    namespaces = {"TrainSettings": [TrainSettings], "SuiteRequest": [SuiteRequest],
+                  "model": [*ARCHITECTURES.values(), *objectives]}
+    names = {space: {f.name for cls in classes for f in dataclasses.fields(cls)} for space, classes in namespaces.items()}
+    for a, b in itertools.combinations(names, 2):
+        assert not names[a] & names[b], f"declared in {a} and in {b}: {sorted(names[a] & names[b])}"
+    p = run_experiments.build_parser()
+    assert set(PASSED_ON) <= flags_of(p) and "batch_size" not in flags_of(p)  # the rest is each preset's own
+
+
+def test_act_and_where_set_only_the_side_they_name():
+    p = train.build_parser()
+    args = p.parse_args(["--preset", "dae_gaussian", "--act", "gelu", "--where", "decoder"])
+    settings = train.model_settings(args, p.model_flags)
+    assert (settings["encoder_act"], settings["decoder_act"]) == ("relu", "gelu")  # the preset's ReLU encoder kept
+    args = p.parse_args(["--act", "gelu", "--where", "encoder"])
+    config = model_config(**train.model_settings(args, p.model_flags))
+    assert (config.architecture.encoder_act, config.architecture.decoder_act) == ("gelu", "lrelu")  # the default
+    with pytest.raises(UserError, match="--where decoder needs --act"):
+        train.model_settings(p.parse_args(["--where", "decoder"]), p.model_flags)
+
+
+def test_a_suite_refuses_a_training_setting_it_does_not_pass_on():
+    with pytest.raises(UserError, match="--batch-size: each preset trains with its own"):
+        SuiteRequest("activations", 1, {"batch_size": 64})
+    with pytest.raises(UserError, match="epochs must be a positive integer"):
+        SuiteRequest("activations", 1, {"epochs": 0})
 
 
 def test_a_new_setting_is_one_line():

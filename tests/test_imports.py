@@ -91,6 +91,22 @@ def test_no_import_cycles():
     assert find_cycle(import_graph()) is None
 
 
+def subpackage_of(module):
+    """`utils.training` for `utils.training.run`; other modules stand for themselves."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "utils" and len(parts) > 2 else module
+
+
+def test_no_import_cycles_between_the_sub_packages_of_utils():
+    graph = {}
+    for module, imports in import_graph().items():
+        if module.startswith("utils."):
+            graph.setdefault(subpackage_of(module), set()).update(
+                subpackage_of(i) for i in imports if i.startswith("utils.") and subpackage_of(i) != subpackage_of(module))
+    assert "utils.analysis" in graph["utils.training"]  # the graph is not empty: training scores and draws
+    assert find_cycle(graph) is None
+
+
 def test_no_module_edits_sys_path():
     edits = [str(path.relative_to(REPO)) for path in [*project_modules().values(), *REPO.glob("tests/*.py")]
              if "sys.path" in path.read_text() and path.name != "test_imports.py"]

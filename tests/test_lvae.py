@@ -19,7 +19,7 @@ from conftest import REPO, kill_after_first_epoch, last_line, numpy_of, run_main
 from models import LadderVAE, SoftplusLogVariance, VariationalAutoencoder, build_model, model_config, penalties
 from models.gaussian import precision_weighted
 from utils.analysis.metrics import likelihood_figures
-from utils.experiments.presets import preset_config
+from models.presets import preset_config
 from utils.runs.loading import load_model
 
 SMALL = ["--dataset", "mnist_5k", "--limit", "300", "--batch-size", "100"]
@@ -211,7 +211,7 @@ def test_the_suite_figure_of_layers_shows_each_variants_mean_per_layer():
     (["--latent-sizes", "8,4,2"], "latent_sizes and block_widths need one entry per stochastic layer; got 3 and 2"),
     (["--latent-sizes", "8,0"], "--latent-sizes: must be comma-separated values, each a positive integer"),
     (["--inference", "sideways"], "argument --inference: invalid choice: 'sideways'"),
-    (["--family", "vae", "--arch", "hierarchy"], "the hierarchy architecture is the lvae family's"),
+    (["--family", "vae", "--arch", "hierarchy"], "it is the lvae family's: train it with --family lvae"),
 ])
 def test_bad_settings_end_in_one_line(flags, words, tmp_path):
     preset = [] if "--family" in flags else ["--preset", "lvae_small"]

@@ -1,11 +1,14 @@
 """The model contract carries a new family: one defined in a file of its own outside the project
 (tests/families/learned_prior_vae.py, a VAE with a learned prior scale), registered through
 VAE_FAMILY_MODULES, trains, resumes, evaluates (ELBO and NLL), generates and runs in a suite through the
-project's commands, with nothing in the project naming it."""
+project's commands, with nothing in the project naming it; and one with a resource of its own
+(tests/families/projected_vae.py, a frozen principal-component network it computes from the data), which it
+resolves through the contract (`with_resources`)."""
 
 import json
 import math
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,13 +27,15 @@ def plugin(monkeypatch):
     """The family's module on the path and in VAE_FAMILY_MODULES, for this process and the ones it starts."""
     monkeypatch.syspath_prepend(str(FAMILIES))
     monkeypatch.setenv("PYTHONPATH", f"{FAMILIES}:{REPO}")
-    monkeypatch.setenv("VAE_FAMILY_MODULES", "learned_prior_vae")
+    monkeypatch.setenv("VAE_FAMILY_MODULES", "learned_prior_vae,projected_vae")
 
 
 def test_no_code_of_the_project_names_the_family():
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
-    code = [f for f in tracked if f.endswith((".py", ".ipynb", ".toml", ".txt")) and not f.startswith("tests/")]
-    assert code and [f for f in code if "learned_prior" in (REPO / f).read_text(errors="ignore")] == []
+    code = [f for f in tracked if f.endswith((".py", ".ipynb", ".toml", ".txt")) and not f.startswith("tests/")
+            and (REPO / f).is_file()]  # tracked, not deleted in the work tree
+    assert code and [f for f in code if any(name in (REPO / f).read_text(errors="ignore")
+                                            for name in ("learned_prior", "projected_vae", "ProjectedVAE"))] == []
 
 
 def test_its_prior_terms_match_the_closed_forms(plugin):
@@ -69,3 +74,24 @@ def test_it_trains_resumes_evaluates_generates_and_runs_in_a_suite(plugin, tmp_p
     assert code == 0, out + err
     summary = pd.read_csv(tmp_path / "suite" / "summary.csv")
     assert list(summary["variant"]) == ["conv_vae", "learned_prior_vae"] and summary["test_nll"].notna().all()
+
+
+@pytest.mark.slow
+def test_a_family_with_a_frozen_network_of_its_own_resolves_it_and_needs_it_no_more(plugin, tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_FEATURE_NETS", str(tmp_path / "cache"))  # the cache the house offers families
+    run_dir = train("--family", "projected_vae", "--projection-dims", 4, "--epochs", 1, "--seed", 0,
+                    "--run-root", tmp_path / "runs", *TINY)
+    recorded = json.loads((run_dir / "params.json").read_text())["model"]["objective"]
+    components = Path(recorded["projection"])
+    assert components.parent == tmp_path / "cache" and np.load(components).shape == (784, 4)
+    assert "projection_loss" in pd.read_csv(run_dir / "training.csv")
+    frozen = np.load(components)
+    components.unlink()  # the run needs its resource no more: its weights hold the network
+    assert train("--resume", run_dir, "--epochs", 2) == run_dir
+    from utils.runs.loading import load_model
+
+    np.testing.assert_array_equal(numpy_of(load_model(run_dir).projection.kernel), frozen)  # trained, yet frozen
+    code, out, err = run_main(evaluate.main, run_dir, "--samples", 4, "--limit", 30)
+    assert code == 0 and json.loads((run_dir / "eval.json").read_text())["k4_n30"]["nll"] > 0, err
+    code, out, err = run_main(generate.main, run_dir, "--n", 4, "--out", tmp_path / "g.png", "--seed", 0)
+    assert code == 0 and (tmp_path / "g.png").is_file(), err

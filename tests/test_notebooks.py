@@ -121,7 +121,7 @@ def test_analysis_notebook_shows_what_the_newest_runs_model_draws(trained_run): 
     from utils.analysis.plots import plot_latent_space, plot_manifold, plot_reconstructions
     from utils.data.binarize import load_data
     from utils.runs.loading import load_model
-    from utils.training.settings import TrainSettings
+    from utils.runs.settings import TrainSettings
 
     nb = execute("05_analysis.ipynb", {"RUN_ROOT": str(trained_run.parent), "N_IMAGES": 300})
     assert str(trained_run) in printed(nb)

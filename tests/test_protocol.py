@@ -16,7 +16,7 @@ from models import VariationalAutoencoder, likelihoods, model_config
 from models.likelihoods import Likelihood, discretized_gaussian_log_prob
 from utils.analysis.metrics import K_CHECK_FACTOR, k_check
 from utils.data.binarize import load_data
-from utils.training.settings import TrainSettings, recorded_settings
+from utils.runs.settings import TrainSettings, recorded_settings
 
 
 def _rows(images):

@@ -14,11 +14,12 @@ import pytest
 
 import train
 from conftest import REPO, TINY, last_line, numpy_of, run_main, run_script
+from utils.startup import STARTUP_NOISE
 from conftest import train as train_here
 from scripts.kill_resume_soak import check_run
 from utils.data.binarize import load_data
 from utils.runs.loading import load_model
-from utils.training.settings import TrainSettings
+from utils.runs.settings import TrainSettings
 from utils.training import callbacks as cb
 
 
@@ -52,6 +53,7 @@ def test_kill_after_an_epoch_then_resume_and_extend(tmp_path):
     result = run_script("train_vae.py", "--resume", run_dir)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "resuming" in result.stdout and last_line(result.stdout) == str(run_dir)
+    assert not [line for line in result.stderr.splitlines() if STARTUP_NOISE.search(line)]  # a quiet start
     params = check_run(run_dir, 4)
     assert params["resumes"][0]["from_epoch"] >= 1 and params["training"]["seed"] == 5
     assert "git_commit" in params["resumes"][0] and "tensorflow" in params["resumes"][0]["versions"]

@@ -19,7 +19,7 @@ from utils.analysis import features
 from utils.analysis.frechet import blurred, class_spread, distance_between, frechet_distance, noisy
 from utils.analysis.kid import kernel_distance, mmd2_unbiased
 from utils.data.loaders import Dataset, load_dataset
-from utils.experiments.presets import preset_config
+from models.presets import preset_config
 
 
 def test_frechet_distance_is_the_closed_form_for_known_gaussians():

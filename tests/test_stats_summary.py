@@ -55,7 +55,7 @@ def _suite(tmp_path, legacy_seeds=()):
                        "validated_on": "test images" if legacy else "training images"}
             _run(pool, number, variant, seed, [52.0 + shift, 49.0 + shift + seed / 10, 51.0],
                  validation=None if legacy else SPLIT, figures=figures)
-    request = SuiteRequest("activations", 2, epochs=3, dataset="fashion_mnist", limit=300,
+    request = SuiteRequest("activations", 2, {"epochs": 3, "dataset": "fashion_mnist", "limit": 300},
                            variants=("base_lrelu", "gelu_full"))
     frame, _ = collect(request, SuiteFolders(tmp_path / "suite", pool))
     return frame, request
@@ -91,7 +91,8 @@ def test_runs_made_before_the_validation_split_are_marked(tmp_path):
 
 def test_a_run_folder_without_validation_key_reads_as_validated_on_the_test_images(tmp_path):
     _run(tmp_path / "pool", 1, "base_lrelu", 0, [50.0], validation=None)  # no eval.json either
-    request = SuiteRequest("activations", 1, epochs=1, dataset="fashion_mnist", limit=300, variants=("base_lrelu",))
+    request = SuiteRequest("activations", 1, {"epochs": 1, "dataset": "fashion_mnist", "limit": 300},
+                           variants=("base_lrelu",))
     frame, _ = collect(request, SuiteFolders(tmp_path / "suite", tmp_path / "pool"))
     assert frame.loc[0, "validated_on"] == "test images"
     assert "`validated_on`" not in units_sentence(frame) and units_sentence(frame) == ""

@@ -19,11 +19,11 @@ from utils.analysis.stats import estimate, paired_difference, t975
 from utils.errors import UserError
 from utils.experiments.local import LocalBackend, slot_environments, train_command, visible_gpus
 from utils.experiments.locks import RunLocks
-from utils.experiments.presets import SUITES
+from utils.experiments.suites import SUITES
 from utils.experiments.report import summary_markdown
 from utils.experiments.runner import run_suite
 from utils.experiments.scoring import scores
-from utils.experiments.suite import SuiteFolders, SuiteRequest, plan, plan_locked
+from utils.experiments.suite import PASSED_ON, SuiteFolders, SuiteRequest, plan, plan_locked
 
 
 # ---- statistics -------------------------------------------------------------------------------
@@ -61,9 +61,12 @@ def test_paired_difference_uses_common_seeds_only():
 # ---- planning and devices, on fake run folders ----------------------------------------------------
 
 def request(**changes):
-    settings = dict(suite="activations", seeds=2, epochs=1, dataset="fashion_mnist", limit=300,
-                    variants=("gelu_full", "base_lrelu"))
-    return SuiteRequest(**{**settings, **changes})
+    """The activations suite (gelu_full, base_lrelu; 2 seeds, 1 epoch on 300 images), with `changes` to it or to
+    the training settings it passes on."""
+    training = {"epochs": 1, "dataset": "fashion_mnist", "limit": 300}
+    training.update({k: changes.pop(k) for k in list(changes) if k in PASSED_ON})
+    return SuiteRequest(**{"suite": "activations", "seeds": 2, "variants": ("gelu_full", "base_lrelu"), **changes},
+                        training=training)
 
 
 def folders(tmp_path):
@@ -77,7 +80,7 @@ def test_request_keeps_suite_order_and_picks_reference():
     where = request(root="x").folders()
     assert where.suite == Path("x/activations_fashion_mnist_limit300_val").absolute()
     assert where.pool == Path("x/pool_fashion_mnist_limit300_val").absolute()
-    assert SuiteRequest("dropout", 1, dataset="fashion_mnist").folders().suite.name == "dropout_fashion_mnist_val"
+    assert SuiteRequest("dropout", 1, {"dataset": "fashion_mnist"}).folders().suite.name == "dropout_fashion_mnist_val"
     assert SuiteRequest("dropout", 1, out="y/mine", pool="z").folders() == SuiteFolders("y/mine", "z")
 
 
@@ -99,8 +102,9 @@ def test_after_suite_all_the_section_suites_train_nothing(tmp_path):
         fake_run(pool, number, variant, seed)
     for name in ("activations", "dropout", "batchnorm", "layernorm"):
         lines = []
-        result = run_suite(SuiteRequest(name, 2, 1, "fashion_mnist", 300, root=str(tmp_path),
-                                        eval_samples=0), log=lines.append)  # fake runs have no models to score
+        result = run_suite(SuiteRequest(name, 2, {"epochs": 1, "dataset": "fashion_mnist", "limit": 300,
+                                                  "eval_samples": 0}, root=str(tmp_path)),
+                           log=lines.append)  # fake runs have no models to score
         assert result.ok and result.suite_dir == tmp_path / f"{name}_fashion_mnist_limit300_val"
         assert "0 to resume, 0 to extend to 1 epoch, 0 new;" in lines[1]
         assert len(result.summary) == 2 * len(SuiteRequest(name, 2).variants)
@@ -136,24 +140,25 @@ def test_train_command_is_decided_when_the_job_starts(tmp_path):
     where = folders(tmp_path)
     job = plan(request(), where)[0]
     assert job.action == "new" and train_command(job, request(), where)[2:] == [
-        "--preset", "base_lrelu", "--dataset", "fashion_mnist", "--epochs", "1", "--seed", "0",
-        "--run-root", str(where.pool), "--limit", "300", "--eval-samples", "100"]
+        "--preset", "base_lrelu", "--seed", "0", "--run-root", str(where.pool), "--dataset", "fashion_mnist",
+        "--epochs", "1", "--limit", "300", "--eval-samples", "100"]
     # A run folder made after planning (by an attempt on a node that was then lost) is resumed.
     run_dir = fake_run(where.pool, 7, "base_lrelu", 0, status="running")
     assert train_command(job, request(epochs=4, eval_samples=0), where)[2:] == [
-        "--resume", str(run_dir), "--epochs", "4"]
+        "--resume", str(run_dir), "--epochs", "4", "--eval-samples", "0"]
 
 
 def test_a_step_budget_becomes_the_fewest_epochs_that_make_it(tmp_path, monkeypatch):
     # 270 fitted images in batches of 32: 9 steps an epoch, so 100 steps take 12 epochs (108 steps) and 99 take 11
-    assert request(steps=100).with_step_budget(270).epochs == 12
-    assert request(steps=99, epochs=50).with_step_budget(270).epochs == 11
-    assert request(epochs=5).with_step_budget(270).epochs == 5  # no budget: --epochs as given
+    assert request(steps=100).with_step_budget(270).settings.epochs == 12
+    assert request(steps=99, epochs=50).with_step_budget(270).settings.epochs == 11
+    assert request(epochs=5).with_step_budget(270).settings.epochs == 5  # no budget: --epochs as given
     budget, where = request(steps=100).with_step_budget(270), folders(tmp_path)
-    assert train_command(plan(budget, where)[0], budget, where)[-4:-2] == ["--steps", "100"]
+    command = train_command(plan(budget, where)[0], budget, where)
+    assert command[command.index("--epochs"):][:4] == ["--epochs", "12", "--steps", "100"]
     monkeypatch.setitem(SUITES, "mixed_batches", ["base_lrelu", "lvae_mnist"])  # batch 32 beside 256
     with pytest.raises(UserError, match=r"--steps needs one batch size.*\[32, 256\]"):
-        SuiteRequest(suite="mixed_batches", steps=100).with_step_budget(270)
+        SuiteRequest(suite="mixed_batches", training={"steps": 100}).with_step_budget(270)
 
 
 def test_mixed_precision_runs_get_their_own_folder_and_flag(tmp_path):
@@ -184,7 +189,7 @@ def test_one_gpu_per_job_and_cpu_threads_shared(monkeypatch):
 
 
 def test_summary_says_when_the_interval_is_undefined():
-    req = SuiteRequest("batchnorm", 1, epochs=2, dataset="fashion_mnist")
+    req = SuiteRequest("batchnorm", 1, {"epochs": 2, "dataset": "fashion_mnist"})
     frame = pd.DataFrame([{"variant": v, "seed": 0, "status": "finished", "best_val_loss": x,
                            "best_val_r_loss": x - 5, "best_val_kl_loss": 5.0}
                           for v, x in zip(req.variants, (60.0, 59.0, 61.0))])

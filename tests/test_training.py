@@ -16,7 +16,7 @@ from utils.analysis.plots import plot_latent_space, plot_reconstructions, plot_s
 from utils.data.binarize import load_data
 from utils.runs.loading import load_model
 from utils.training.callbacks import history_columns
-from utils.training.settings import TrainSettings
+from utils.runs.settings import TrainSettings
 
 
 def test_loss_falls(trained_run):

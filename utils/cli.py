@@ -51,19 +51,22 @@ positive_int = _parser(int, False, POSITIVE_INT)
 non_negative_int = _parser(int, False, NON_NEGATIVE_INT)
 
 
-def add_setting_flags(group, classes, skip=()):
+def add_setting_flags(group, classes, skip=(), only=None, defaults=None):
     """Add `--name` for every `setting` field of the dataclasses `classes` (a name shared by several
-    classes once), all defaulting to None so a caller can tell which were given; returns their names."""
-    fields = {}
+    classes once; with `only`, just those names), all defaulting to None so a caller can tell which were
+    given; returns their names. `defaults` overrides the default a field's help shows (a caller's own)."""
+    fields, defaults = {}, defaults or {}
     for cls in classes:
         for f in dataclasses.fields(cls):
-            if f.metadata.get("flag", True) and "help" in f.metadata and f.name not in skip:
+            if (f.metadata.get("flag", True) and "help" in f.metadata and f.name not in skip
+                    and (only is None or f.name in only)):
                 fields.setdefault(f.name, []).append(f)
     for name, same in fields.items():
         f = same[0]
         required = f.default is dataclasses.MISSING
-        shown = len({repr(g.default) for g in same}) == 1 and f.default not in (None, (), dataclasses.MISSING)
-        text = f.metadata["help"] + (f" (default {_shown(f.default)})" if shown else "")
+        default = defaults.get(name, f.default)
+        shown = len({repr(g.default) for g in same}) == 1 and default not in (None, (), dataclasses.MISSING)
+        text = f.metadata["help"] + (f" (default {_shown(default)})" if shown else "")
         options = {"dest": name, "default": None, "help": text, "required": required}
         kind, is_list = _value_type(f.type)
         flag = "--" + name.replace("_", "-")
@@ -79,6 +82,23 @@ def add_setting_flags(group, classes, skip=()):
 
 def _shown(default):
     return ",".join(map(str, default)) if isinstance(default, tuple) else default
+
+
+def setting_flags(settings, names):
+    """The flags that give `settings`' values of the fields `names` (the inverse of `add_setting_flags`):
+    `--name value`, lists comma-separated, `--name`/`--no-name` for a bool that is not its default, nothing
+    for None."""
+    defaults = {f.name: f.default for f in dataclasses.fields(settings)}
+    flags = []
+    for name in names:
+        value, flag = getattr(settings, name), "--" + name.replace("_", "-")
+        if value is None or (isinstance(value, bool) and value == defaults[name]):
+            continue
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + flag[2:])
+        else:
+            flags += [flag, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
+    return flags
 
 
 def given(args, names):

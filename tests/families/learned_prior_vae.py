@@ -9,7 +9,8 @@ from keras import ops
 
 from models import register_family
 from models.VAE import VariationalAutoencoder
-from utils.experiments.presets import register_preset, register_suite
+from models.presets import register_preset
+from utils.experiments.suites import register_suite
 
 
 @register_family("learned_prior_vae")

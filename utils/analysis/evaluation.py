@@ -19,7 +19,7 @@ from utils.atomic import write_json
 from utils.data.binarize import load_data, load_raw
 from utils.runs import health, layout, provenance
 from utils.runs.loading import load_model
-from utils.training.settings import recorded_settings
+from utils.runs.settings import recorded_settings
 
 
 SAMPLE_SEED = 0  # the samples scored are the same for every evaluation of a run

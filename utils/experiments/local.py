@@ -11,8 +11,10 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from utils.experiments.suite import REPO_ROOT, Job
+from utils import cli
+from utils.experiments.suite import PASSED_ON, REPO_ROOT, Job
 from utils.runs import provenance
+from utils.training.run import RESUME_SETTINGS
 
 TRAIN_SCRIPT = REPO_ROOT / "train.py"  # every family; train_vae.py is the same command for VAEs
 LIFELINE = Path(__file__).resolve().with_name("lifeline.py")
@@ -21,18 +23,14 @@ LIFELINE = Path(__file__).resolve().with_name("lifeline.py")
 def train_command(job, request, folders):
     """The `train.py` command line for a job, decided when it starts rather than when it was
     planned: `--resume DIR --epochs E` if its (variant, seed) has a run folder by then (so a Ray task
-    retried after its node was lost continues the run that node began), else a new run in the pool. The
-    run scores itself when it ends (`--eval-samples`), in its own slot."""
+    retried after its node was lost continues the run that node began), else a new run in the pool with the
+    suite's training settings. The run scores itself when it ends (`--eval-samples`), in its own slot."""
     command = [sys.executable, str(TRAIN_SCRIPT)]
-    scoring = ["--eval-samples", str(request.eval_samples)] if request.eval_samples else []
     found = folders.runs().get((job.variant, job.seed))
     if found is not None:
-        return command + ["--resume", str(found[0]), "--epochs", str(request.epochs), *scoring]
-    command += ["--preset", job.variant, "--dataset", request.dataset, "--epochs", str(request.epochs),
-                "--seed", str(job.seed), "--run-root", str(folders.pool)]
-    return (command + (["--limit", str(request.limit)] if request.limit else [])
-            + (["--steps", str(request.steps)] if request.steps else [])
-            + (["--mixed-precision"] if request.mixed_precision else []) + scoring)
+        return command + ["--resume", str(found[0]), *cli.setting_flags(request.settings, RESUME_SETTINGS)]
+    return command + ["--preset", job.variant, "--seed", str(job.seed), "--run-root", str(folders.pool),
+                      *cli.setting_flags(request.settings, PASSED_ON)]
 
 
 def start_training(job, request, folders, env, where=None):

@@ -19,7 +19,7 @@ from utils.experiments.claims_report import claims_section
 from utils.experiments.markdown import ci as _ci, num as _num, p_is, pvalue, units_sentence, validation_note
 from utils.experiments.suite import plural
 from utils.experiments.scoring import scores
-from utils.training.settings import TrainSettings, steps_per_epoch
+from utils.runs.settings import TrainSettings, steps_per_epoch
 
 COLUMNS = ["variant", "seed", "status", "validated_on", "epochs", "final_val_loss", "best_val_loss", "best_epoch"]
 TAIL_COLUMNS = ["train_seconds", "run_dir"]
@@ -152,14 +152,14 @@ def paired_table(frame, request, losses=None):
 
 def reading(frame, request, losses=None):
     """A plain-language reading of the summary, honest about what runs this short or few can show."""
-    ref, notes = request.reference, []
-    if request.epochs < STUDY_EPOCHS:
-        notes.append(f"These runs are {plural(request.epochs, 'epoch')} long; the study "
+    ref, notes, settings = request.reference, [], request.settings
+    if settings.epochs < STUDY_EPOCHS:
+        notes.append(f"These runs are {plural(settings.epochs, 'epoch')} long; the study "
                      f"trains {STUDY_EPOCHS}. They describe early training, and the order of the variants "
                      "can change as training goes on.")
-    if request.dataset != "mnist" or request.limit:
-        data = f"the first {request.limit} training images of " if request.limit else ""
-        notes.append(f"They use {data}{request.dataset}, not the study's full MNIST, so the loss values are "
+    if settings.dataset != "mnist" or settings.limit:
+        data = f"the first {settings.limit} training images of " if settings.limit else ""
+        notes.append(f"They use {data}{settings.dataset}, not the study's full MNIST, so the loss values are "
                      "not comparable with the study's numbers; only the comparison between variants is.")
     if request.seeds == 1:
         notes.append("With one seed per variant there is no estimate of seed-to-seed noise, so no difference "
@@ -218,7 +218,8 @@ def loss_description(params):
 
 
 def _budget(request):
-    return f" (the fewest that make {request.steps} optimizer steps, `--steps {request.steps}`)" if request.steps else ""
+    steps = request.settings.steps
+    return f" (the fewest that make {steps} optimizer steps, `--steps {steps}`)" if steps else ""
 
 
 def summary_markdown(frame, request, n_images=None, losses=()):
@@ -226,13 +227,13 @@ def summary_markdown(frame, request, n_images=None, losses=()):
     validation or None where the test images validated, test); `losses`: each variant's loss."""
     finished = frame["best_val_loss"].notna()
     not_done = frame[~finished]
-    limit = f" --limit {request.limit}" if request.limit else ""
+    limit = f" --limit {request.settings.limit}" if request.settings.limit else ""
     ref_note = "" if request.reference == "base_lrelu" else " (base_lrelu is not in this suite, so the first variant)"
     parts = [
-        f"# Suite `{request.suite}` on {request.dataset}",
+        f"# Suite `{request.suite}` on {request.settings.dataset}",
         f"Settings: {plural(len(request.variants), 'variant')} × {plural(request.seeds, 'seed')} "
-        f"(0–{request.seeds - 1}), {plural(request.epochs, 'epoch')}{_budget(request)}{_images(n_images)} "
-        f"(`--dataset {request.dataset}{limit}`).",
+        f"(0–{request.seeds - 1}), {plural(request.settings.epochs, 'epoch')}{_budget(request)}{_images(n_images)} "
+        f"(`--dataset {request.settings.dataset}{limit}`).",
         f"Runs: {int(finished.sum())} of {len(frame)} finished."
         + "".join(f"\n- {r.variant} seed {r.seed}: {r.status}" for r in not_done.itertuples()),
         validation_note(frame[finished]),
@@ -368,7 +369,7 @@ def write_report(request, folders):
         losses.setdefault(row.variant, loss_description(params))
     write_text(suite_dir / "summary.md", summary_markdown(frame, request, n_images, losses))
     if histories:
-        title = f"{request.suite} on {request.dataset}"
+        title = f"{request.suite} on {request.settings.dataset}"
         first = next(iter(next(iter(histories.values())).values()))
         terms = [t for t in loss_terms(first) if all(t in h for seeds in histories.values() for h in seeds.values())]
         save_figure(plot_suite_curves(histories, [(t, TERM_LABELS.get(t, t)) for t in terms or ["loss"]], title),

@@ -43,7 +43,7 @@ def run_suite(request, log=print):
     `SuiteResult`.
 
     Bad input raises `UserError` before anything is created. `log` receives one line per event. Each run
-    scores itself on its test images when it ends (`request.eval_samples` importance samples; 0: not
+    scores itself on its test images when it ends (`eval_samples` importance samples; 0: not
     scored); finished runs without those figures (older runs, or a scoring that failed) are then scored
     with `evaluate.py`.
     """
@@ -54,7 +54,7 @@ def run_suite(request, log=print):
     check_writable(folders.pool, "--pool")
     # Loading here checks the dataset once with the loader's own message (and downloads it once, not
     # in every training process).
-    data = with_validation(load_dataset(request.dataset, request.limit), VAL_FRACTION)
+    data = with_validation(load_dataset(request.settings.dataset, request.settings.limit), VAL_FRACTION)
     request = request.with_step_budget(len(data.x_train))
     with runner:  # connects to Ray before anything is created, so a bad address leaves nothing behind
         _make_shared_folders(folders, runner)
@@ -75,8 +75,8 @@ def run_suite(request, log=print):
                                        f"(`python evaluate.py --check {job.run_dir}`)")
             runner.run([j for j in todo if j.action not in ("skip", "damaged")], request, folders,
                        lambda attempt: _report_attempt(progress, attempt, folders))
-            if request.eval_samples:
-                score_runs(folders.runs(), request.keys(), request.eval_samples, log)
+            if request.settings.eval_samples:
+                score_runs(folders.runs(), request.keys(), request.settings.eval_samples, log)
             summary = write_report(request, folders)
     failed = [f"{r.variant} seed {r.seed}" for r in summary.itertuples() if r.status != "finished"]
     seconds = time.perf_counter() - start
@@ -102,13 +102,14 @@ def _make_shared_folders(folders, runner):
 
 def _log_plan(log, request, folders, todo, runner, n_train, n_val):
     counts = {a: sum(j.action == a for j in todo) for a in ("skip", "resume", "extend", "new", "damaged")}
-    budget = f" (a budget of {request.steps} steps)" if request.steps else ""
+    settings = request.settings
+    budget = f" (a budget of {settings.steps} steps)" if settings.steps else ""
     log(f"suite {request.suite}: {plural(len(request.variants), 'variant')} x {plural(request.seeds, 'seed')} = "
-        f"{plural(len(todo), 'run')} of {plural(request.epochs, 'epoch')}{budget} on {request.dataset} ({n_train} "
+        f"{plural(len(todo), 'run')} of {plural(settings.epochs, 'epoch')}{budget} on {settings.dataset} ({n_train} "
         f"training images, {n_val} more held out for validation) in {folders.suite}, runs in {folders.pool}")
     damaged = f", {counts['damaged']} damaged (not trained)" if counts["damaged"] else ""
     log(f"{counts['skip']} finished (skipped), {counts['resume']} to resume, {counts['extend']} to extend to "
-        f"{plural(request.epochs, 'epoch')}, {counts['new']} new{damaged}; {runner.describe()}")
+        f"{plural(settings.epochs, 'epoch')}, {counts['new']} new{damaged}; {runner.describe()}")
 
 
 class _Progress:

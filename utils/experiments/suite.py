@@ -23,9 +23,10 @@ from pathlib import Path
 from models.settings import NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, check_fields, setting
 from utils.data.loaders import dataset_name
 from utils.errors import UserError
-from utils.experiments.presets import SUITES, preset_training
+from models.presets import preset_training
+from utils.experiments.suites import SUITES
 from utils.runs import health, layout
-from utils.training.settings import TrainSettings, epochs_for_steps, recorded_settings
+from utils.runs.settings import TrainSettings, epochs_for_steps, recorded_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUITE_ROOT = Path("run") / "experiments"
@@ -36,22 +37,24 @@ BACKENDS = ("local", "ray")
 VAL_FRACTION = TrainSettings.val_fraction  # suites validate on the default split of the training images
 
 
+# The training settings (TrainSettings' fields, utils/runs/settings.py) a suite passes on to every run; the
+# others are each preset's own (its batch size, learning rate, ...).
+PASSED_ON = ("dataset", "epochs", "steps", "limit", "mixed_precision", "eval_samples")
+SUITE_DEFAULTS = {"eval_samples": 100}  # a suite scores every run it trains; a run trained alone is not
+
+
 @dataclass(frozen=True)
 class SuiteRequest:
-    """Every setting of a suite run: which variants and seeds, how to train them, where the files go, and
-    which backend trains them. Bad values raise `UserError` before anything is created."""
+    """Every setting of a suite run: which variants and seeds, the training settings passed on to every run
+    (`training`: the PASSED_ON fields given, `settings`: all of them), where the files go, and which backend
+    trains them. Bad values raise `UserError` before anything is created."""
 
-    suite: str = setting(dataclasses.MISSING, "which group of variants (utils/experiments/presets.py)",
+    suite: str = setting(dataclasses.MISSING, "which group of variants (utils/experiments/suites.py)",
                          choices=lambda: SUITES)
     seeds: int = setting(5, "train seeds 0..N-1 of every variant", check=POSITIVE_INT)
-    epochs: int = setting(200, "epochs per run (the study: 200)", check=POSITIVE_INT)
-    dataset: str = setting("mnist", "mnist, mnist_5k, fashion_mnist, cifar10 or a path")
-    limit: int | None = setting(None, "keep the first N training images (N/6 test, at least 100)", check=POSITIVE_INT)
-    steps: int | None = setting(None, "a budget of optimizer steps instead of --epochs: every run takes the fewest "
-                                      "whole epochs that make at least N steps on the training images",
-                                check=POSITIVE_INT)
+    training: dict = field(default_factory=dict, metadata={"help": "the PASSED_ON training settings given",
+                                                           "flag": False})
     variants: tuple[str, ...] = setting((), "comma-separated subset of the suite's variants (default: all)")
-    mixed_precision: bool = setting(False, "train every run with --mixed-precision (folders end _mixed)")
     jobs: int = setting(1, "local backend: trainings at once, one GPU each where there are GPUs, several to a "
                            "GPU when more", check=POSITIVE_INT)
     out: str | None = setting(None, "suite folder (default run/experiments/<suite>_<dataset>[_limitN])")
@@ -64,8 +67,6 @@ class SuiteRequest:
     gpus_per_run: float | None = setting(None, "ray: GPUs per run, e.g. 0.25 for four trainings on a GPU "
                                                "(default: 1 if the cluster has GPUs, else none)", check=POSITIVE)
     cpus_per_run: float | None = setting(None, "ray: CPUs per run (default 1)", check=POSITIVE)
-    eval_samples: int = setting(100, "importance samples per test image when scoring the finished runs "
-                                     "(0: no scoring)", check=NON_NEGATIVE_INT)
     root: str = setting(str(SUITE_ROOT), "where default suite folders go", flag=False)
 
     def __post_init__(self):
@@ -73,6 +74,11 @@ class SuiteRequest:
             check_fields(self)
         except ValueError as e:
             raise UserError(str(e)) from None
+        own = [f"--{k.replace('_', '-')}" for k in self.training if k not in PASSED_ON]
+        if own:
+            raise UserError(f"{', '.join(own)}: each preset trains with its own; a suite passes on only "
+                            f"{', '.join('--' + k.replace('_', '-') for k in PASSED_ON)}")
+        self.settings  # noqa: B018 -- checks the training values now
         unknown = [v for v in self.variants if v not in SUITES[self.suite]]
         if unknown:
             raise UserError(f"{', '.join(unknown)} not in suite {self.suite!r}; "
@@ -89,6 +95,14 @@ class SuiteRequest:
                             "divided by --cpus-per-run / --gpus-per-run decide how many train at once")
 
     @property
+    def settings(self):
+        """The `TrainSettings` of `training` over the suite's defaults; only the PASSED_ON fields are used."""
+        try:
+            return TrainSettings(**{**SUITE_DEFAULTS, **self.training})
+        except ValueError as e:
+            raise UserError(str(e)) from None
+
+    @property
     def reference(self):
         """The variant the others are compared with: base_lrelu, or the first one when it is absent."""
         return REFERENCE_VARIANT if REFERENCE_VARIANT in self.variants else self.variants[0]
@@ -96,13 +110,14 @@ class SuiteRequest:
     def with_step_budget(self, n_images):
         """The request with `epochs` computed from its step budget on `n_images` training images (unchanged
         without one); a UserError where the variants train with different batch sizes."""
-        if self.steps is None:
+        if self.settings.steps is None:
             return self
         sizes = {preset_training(v).get("batch_size", TrainSettings.batch_size) for v in self.variants}
         if len(sizes) > 1:
             raise UserError(f"--steps needs one batch size, and these variants train with {sorted(sizes)}; "
                             "run them as separate suites (--variants)")
-        return dataclasses.replace(self, epochs=epochs_for_steps(self.steps, n_images, sizes.pop()))
+        return dataclasses.replace(self, training={**self.training, "epochs": epochs_for_steps(
+            self.settings.steps, n_images, sizes.pop())})
 
     def keys(self):
         """Every (variant, seed) of the request, variant by variant."""
@@ -112,8 +127,9 @@ class SuiteRequest:
         """`<dataset>[_limitN]_val[_mixed]`, the part of the default folder names that keeps other data (and
         mixed-precision runs) apart; `_val`: validated on a split of the training images, so the folders of
         runs made before the split (validated on the test images) are never mixed with these."""
-        return (dataset_name(self.dataset) + (f"_limit{self.limit}" if self.limit else "") + "_val"
-                + ("_mixed" if self.mixed_precision else ""))
+        settings = self.settings
+        return (dataset_name(settings.dataset) + (f"_limit{settings.limit}" if settings.limit else "") + "_val"
+                + ("_mixed" if settings.mixed_precision else ""))
 
     def folders(self):
         """The `SuiteFolders` of the request: `out`, else `<root>/<suite>_<data label>` (other data or
@@ -232,7 +248,7 @@ def plan(request, folders):
     Fewer: refused, since the summary would compare runs of unequal length.
     Damaged beyond what a resume repairs (utils/runs/health.py): "damaged", reported and not trained.
     """
-    existing = folders.runs()
+    existing, settings = folders.runs(), request.settings
     jobs = []
     for variant, seed in request.keys():
         if (variant, seed) not in existing:
@@ -240,24 +256,24 @@ def plan(request, folders):
             continue
         run_dir, params = existing[(variant, seed)]
         training = params["training"]
-        if (training.get("dataset"), training.get("limit")) != (request.dataset, request.limit):
+        if (training.get("dataset"), training.get("limit")) != (settings.dataset, settings.limit):
             raise UserError(
                 f"{run_dir} was trained on {training.get('dataset')} with --limit {training.get('limit')}, "
-                f"not {request.dataset} with --limit {request.limit}; use the same settings or another --pool")
+                f"not {settings.dataset} with --limit {settings.limit}; use the same settings or another --pool")
         if recorded_settings(params).val_fraction != VAL_FRACTION:
             raise UserError(f"{run_dir} was validated on {validated_on(recorded_settings(params).val_fraction)}, this "
                             f"suite on {validated_on(VAL_FRACTION)}; runs of the two protocols are not compared: "
                             "pass another --pool")
-        if bool(training.get("mixed_precision")) != request.mixed_precision:
+        if bool(training.get("mixed_precision")) != settings.mixed_precision:
             raise UserError(f"{run_dir} was trained {'with' if training.get('mixed_precision') else 'without'} "
                             "--mixed-precision; use the same setting or another --pool")
-        if training["epochs"] > request.epochs:
+        if training["epochs"] > settings.epochs:
             raise UserError(
-                f"{run_dir} is set to {training['epochs']} epochs, more than --epochs {request.epochs}; "
+                f"{run_dir} is set to {training['epochs']} epochs, more than --epochs {settings.epochs}; "
                 f"pass --epochs {training['epochs']} (or more) or another --pool, so that runs of unequal "
                 "length are not compared")
         if params.get("status") == "finished":
-            action = "skip" if training["epochs"] == request.epochs else "extend"
+            action = "skip" if training["epochs"] == settings.epochs else "extend"
         else:
             action = "resume"
         action, damage = health_action(action, run_dir)

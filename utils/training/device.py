@@ -2,6 +2,9 @@
 and whether the whole step is XLA-compiled by default. The only backend-specific code of the training path,
 each backend imported only where it is the backend."""
 
+import dataclasses
+import secrets
+
 import keras
 
 
@@ -82,3 +85,22 @@ def gpu_peak_memory():
 
         peak = torch.cuda.max_memory_allocated()
     return {"gpu_peak_memory_mb": round(peak / 2**20, 1)}
+
+
+def resolve_settings(settings):
+    """`settings` with every automatic choice (seed, XLA, steps per execution) made explicit for this backend;
+    a ValueError for a choice the backend cannot run."""
+    steps = settings.steps_per_execution or default_steps_per_execution()
+    check_steps_per_execution(steps)
+    return dataclasses.replace(
+        settings,
+        seed=settings.seed if settings.seed is not None else secrets.randbelow(2**31),
+        jit=settings.jit if settings.jit is not None else default_jit(),
+        steps_per_execution=steps)
+
+
+def precision_policy(mixed):
+    """The Keras dtype policy for `--mixed-precision`: float16 on GPU, bfloat16 on CPU."""
+    if not mixed:
+        return "float32"
+    return "mixed_float16" if on_gpu() else "mixed_bfloat16"

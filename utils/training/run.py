@@ -15,20 +15,22 @@ from pathlib import Path
 import keras
 
 from models import build_model as model_of_config
+from models import family_class
 from utils.analysis.evaluation import describe, evaluate_run
 from utils.atomic import write_json
-from utils.analysis.features import feature_network
-from utils.data.binarize import load_data, load_raw, training_input
+from utils.data.binarize import load_data, training_input
 from utils.errors import UserError
 from utils.runs import health, layout, provenance
 from utils.runs.loading import model_config
+from utils.runs.settings import recorded_settings, steps_per_epoch, with_step_budget
 from utils.training import callbacks as cb
 from utils.training import device, repair
+from utils.training.device import precision_policy, resolve_settings
 from utils.training.figures import draw_figures
-from utils.training.settings import (precision_policy, recorded_settings, resolve_settings, steps_per_epoch,
-                                     with_step_budget)
+from utils.training.resources import Resources
 
 CODE_FIT_IMAGES = 10_000  # training images whose codes an AE's code Gaussian is fitted to
+RESUME_SETTINGS = ("epochs", "eval_samples")  # what a resume may change; every other setting is the run's own
 
 
 def build_model(config, settings):
@@ -59,7 +61,10 @@ def start_run(config, settings, run_root, label):
         config = config.for_images(data.image_shape).for_run(settings.epochs)
     except ValueError as e:
         raise UserError(str(e)) from None
-    config = with_feature_network(config, settings)
+    try:
+        config = family_class(config.family).with_resources(config, Resources(settings))
+    except ValueError as e:
+        raise UserError(str(e)) from None
     model = build_model(config, settings)
     run_dir = layout.create_run_dir(run_root, f"{data.name}_{label}")
     write_json(run_dir / layout.PARAMS, {
@@ -136,23 +141,6 @@ def compile_model(model, settings):
           if settings.lr_decay else settings.lr)  # lr / (1 + decay * step)
     model.compile(optimizer=keras.optimizers.Adam(lr), jit_compile=settings.jit,
                   steps_per_execution=settings.steps_per_execution)
-
-
-def with_feature_network(config, settings):
-    """`config` with the data's cached feature network where its objective asks for one (`feature_network`:
-    "auto", e.g. the DFC-VAE's); a UserError for a file that is not there."""
-    wanted = getattr(config.objective, "feature_network", None)
-    if wanted is None:
-        return config
-    if wanted != "auto":
-        if not Path(wanted).is_file():
-            raise UserError(f"feature network {wanted} does not exist; pass auto (the data's own, trained once) or "
-                            "a classifier.weights.h5 made by utils/analysis/features.py")
-        return config
-    network = feature_network(load_raw(settings), settings.limit)
-    objective = dataclasses.replace(config.objective, feature_network=str(network.weights_path.resolve()),
-                                    feature_classes=network.info["n_classes"])
-    return dataclasses.replace(config, objective=objective)
 
 
 def finish(model, data, run_dir, tensorboard=None, step=0, best_epoch=None):

@@ -1,13 +1,11 @@
-"""How to train (not what): `TrainSettings`, one `setting` field per flag, and the choices made per
-device and backend (seed, XLA, steps per execution, precision)."""
+"""How a run is trained (not what): `TrainSettings`, one `setting` field per flag, and what a run folder
+records of them. Imports no framework, so every layer can read a run's settings."""
 
 import dataclasses
 import math
-import secrets
 from dataclasses import dataclass
 
 from models.settings import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, RATE, Check, check_fields, setting
-from utils.training import device
 
 BINARIZE = ("none", "static", "dynamic")
 SHARE = Check("a share between 0 and 1", lambda v: 0 < v < 1)
@@ -81,22 +79,3 @@ def with_step_budget(settings, n_images):
     if settings.steps is None:
         return settings
     return dataclasses.replace(settings, epochs=epochs_for_steps(settings.steps, n_images, settings.batch_size))
-
-
-def resolve_settings(settings):
-    """`settings` with every automatic choice (seed, XLA, steps per execution) made explicit for this backend;
-    a ValueError for a choice the backend cannot run."""
-    steps = settings.steps_per_execution or device.default_steps_per_execution()
-    device.check_steps_per_execution(steps)
-    return dataclasses.replace(
-        settings,
-        seed=settings.seed if settings.seed is not None else secrets.randbelow(2**31),
-        jit=settings.jit if settings.jit is not None else device.default_jit(),
-        steps_per_execution=steps)
-
-
-def precision_policy(mixed):
-    """The Keras dtype policy for `--mixed-precision`: float16 on GPU, bfloat16 on CPU."""
-    if not mixed:
-        return "float32"
-    return "mixed_float16" if device.on_gpu() else "mixed_bfloat16"

@@ -1,13 +1,15 @@
-"""Named variants and the suites that group them: where `gelu_full_bn_before` or `sae_kl` is decided.
+"""Named variants: where `gelu_full_bn_before` or `sae_kl` is decided, beside the models they configure.
 
 A preset is a set of flat model settings on top of the defaults (see `models.config.model_config`:
 `family` and `architecture` pick the classes, every other key goes to the architecture or the
 objective that has it), plus, under "training", the training settings its source used. The study's
-nine variants are conv VAEs on top of its LeakyReLU base model. A family kept outside the project can
-add its own presets and suites (`register_preset`, `register_suite`) from its module.
+nine variants are conv VAEs on top of its LeakyReLU base model. A family kept outside the project adds
+its own presets from its module (`register_preset`); suites, which group presets, are the experiments'
+(utils/experiments/suites.py).
 """
 
-from models import model_config
+from models.activations import DEFAULT_ACTIVATION
+from models.config import model_config
 
 STUDY_PRESETS = {
     # 4.1: where GELU replaces LeakyReLU
@@ -92,26 +94,9 @@ SYSTEM_PRESETS = {
 
 PRESETS = {**STUDY_PRESETS, **SYSTEM_PRESETS}
 
-SUITES = {
-    "activations": ["base_lrelu", "gelu_encoder", "gelu_decoder", "gelu_full"],
-    "dropout": ["base_lrelu", "gelu_full", "gelu_full_dropout"],
-    "batchnorm": ["gelu_full", "gelu_full_bn_after", "gelu_full_bn_before"],
-    "layernorm": ["gelu_full", "gelu_full_ln_after", "gelu_full_ln_before"],
-    "all": list(STUDY_PRESETS),
-    "autoencoders": ["conv_vae", "conv_ae", "conv_dae", "conv_sae"],
-    "hierarchy": ["lvae_mnist", "deep_vae_mnist", "vae_mlp_mnist"],
-    "sharpness": ["conv_vae", "conv_vae_bce", "dfc_vae"],
-}
-
-
 def register_preset(name, settings):
     """Add a preset (e.g. from a family kept outside the project, listed in VAE_FAMILY_MODULES)."""
     PRESETS[name] = settings
-
-
-def register_suite(name, variants):
-    """Add a suite of presets."""
-    SUITES[name] = list(variants)
 
 
 def preset_settings(name):
@@ -131,10 +116,11 @@ def preset_training(name):
     return dict(PRESETS.get(name, {}).get("training", {}))
 
 
-def activation_settings(act, where):
-    """`encoder_act`/`decoder_act` for `--act ACT --where encoder|decoder|both`; LeakyReLU elsewhere."""
-    return {"encoder_act": act if where in ("encoder", "both") else "lrelu",
-            "decoder_act": act if where in ("decoder", "both") else "lrelu"}
+def activation_settings(act, where="both"):
+    """`encoder_act` and/or `decoder_act` for `--act ACT --where encoder|decoder|both`: only the side(s) named,
+    so the other keeps the preset's activation (or the default)."""
+    sides = ("encoder", "decoder") if where == "both" else (where,)
+    return {f"{side}_act": act for side in sides}
 
 
 def variant_label(config):
@@ -142,10 +128,10 @@ def variant_label(config):
     arch, objective = config.architecture, config.objective
     enc, dec = arch.encoder_act, arch.decoder_act
     if enc == dec:
-        label = enc if enc == "lrelu" else f"{enc}_both"
-    elif dec == "lrelu":
+        label = enc if enc == DEFAULT_ACTIVATION else f"{enc}_both"
+    elif dec == DEFAULT_ACTIVATION:
         label = f"{enc}_encoder"
-    elif enc == "lrelu":
+    elif enc == DEFAULT_ACTIVATION:
         label = f"{dec}_decoder"
     else:
         label = f"{enc}_{dec}"
