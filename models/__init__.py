@@ -5,6 +5,7 @@ from models.activations import FusedGELU
 from models.AE import Autoencoder, CodeGaussian
 from models.config import ModelConfig, model_config
 from models.DFC import FeatureConsistentVAE
+from models.IWAE import ImportanceWeightedAutoencoder
 from models.layers import Sampling
 from models.LVAE import HierarchyArchitecture, LadderVAE, PrecisionMerge, SoftplusLogVariance
 from models.normalization import FusedBatchNormalization
@@ -18,6 +19,6 @@ def build_model(config):
 
 
 __all__ = ["FAMILIES", "Autoencoder", "CodeGaussian", "FeatureConsistentVAE", "FusedBatchNormalization", "FusedGELU",
-           "HierarchyArchitecture",
+           "HierarchyArchitecture", "ImportanceWeightedAutoencoder",
            "LadderVAE", "ModelConfig", "PrecisionMerge", "Sampling", "SoftplusLogVariance", "VariationalAutoencoder", "build_model",
            "family_class", "family_names", "model_config", "register_family"]

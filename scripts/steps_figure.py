@@ -2,8 +2,10 @@
 difference from base_lrelu in bits per dimension against optimizer steps, one line per amount of data.
 
     python -m scripts.steps_figure results/data_vs_steps.png \\
-        "3,600 MNIST digits=results/activations_mnist_5k_e30_val,results/activations_mnist_5k_e100_val" \\
+        "3,600 MNIST digits=results/activations_mnist_5k_e30_val@113,results/activations_mnist_5k_e100_val" \\
         "9,000 Fashion-MNIST images=results/...,results/..." "54,000 Fashion-MNIST images=results/..."
+
+`FOLDER@N` takes a summary written before `optimizer_steps` was one of its columns: its epochs times N steps.
 """
 
 import argparse
@@ -29,11 +31,16 @@ def main(argv=None):
         label, _, folders = item.partition("=")
         if not folders:
             p.error(f"{item!r}: give LABEL=FOLDER[,FOLDER...]")
-        frames = [read_summary(folder) for folder in folders.split(",")]
-        missing = [f for f, frame in zip(folders.split(","), frames) if "optimizer_steps" not in frame]
-        if missing:
-            p.error(f"{missing[0]}/summary.csv has no optimizer_steps column; run its suite command again to "
-                    "rewrite the summary")
+        frames = []
+        for entry in folders.split(","):
+            folder, _, per_epoch = entry.partition("@")
+            frame = read_summary(folder)
+            if per_epoch:  # a summary written before optimizer_steps was a column: its epochs times this
+                frame = frame.assign(optimizer_steps=frame["epochs"] * int(per_epoch))
+            elif "optimizer_steps" not in frame:
+                p.error(f"{folder}/summary.csv has no optimizer_steps column; give {folder}@STEPS_PER_EPOCH "
+                        "(the training images over the batch size, rounded up) or run its suite command again")
+            frames.append(frame)
         groups.append((label, frames))
     save_figure(plot_against_steps(groups, column=args.column), args.out)
     print(args.out)

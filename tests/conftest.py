@@ -19,6 +19,10 @@ from utils import startup
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # the tests are CPU-sized
+# One thread per pytest worker (two run side by side, pyproject.toml): two workers of two threads each on two
+# cores spent their time waiting on each other. Processes a test starts inherit it, as a suite's slots have it.
+for _threads in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+    os.environ.setdefault(_threads, "1")
 startup.start()  # as every command starts (the XLA vector width, a quiet start), before Keras loads
 
 import keras  # noqa: E402

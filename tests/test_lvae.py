@@ -18,6 +18,7 @@ import train as train_command
 from conftest import REPO, kill_after_first_epoch, last_line, numpy_of, run_main, train
 from models import LadderVAE, SoftplusLogVariance, VariationalAutoencoder, build_model, model_config, penalties
 from models.gaussian import precision_weighted
+from models.vae_parts import KLWarmup
 from utils.analysis.metrics import likelihood_figures
 from models.presets import preset_config
 from utils.runs.loading import load_model
@@ -254,7 +255,7 @@ def test_lvae_small_trains_resumes_after_a_kill_scores_samples_and_loads_in_a_fr
     z = model.latent_means(np.zeros((2, 28, 28, 1), "float32"))
     np.testing.assert_allclose(np.load(tmp_path / "x.npy"), model.decode(z), atol=1e-5)
     assert isinstance(model, LadderVAE) and not isinstance(build_model(model_config()), LadderVAE)
-    assert issubclass(LadderVAE, VariationalAutoencoder)
+    assert not issubclass(LadderVAE, VariationalAutoencoder) and issubclass(LadderVAE, KLWarmup)  # siblings
     keras.config.set_dtype_policy("float32")
 
 

@@ -3,6 +3,7 @@
 drawn from the suites' `summary.csv`. A reader sees at a glance which intervals clear zero."""
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter, NullFormatter
 import pandas as pd
 
 from utils.analysis.stats import paired_difference
@@ -86,6 +87,8 @@ def plot_against_steps(groups, reference="base_lrelu", column="test_bpd"):
                             markerfacecolor=colour if e.excludes_zero else "white")
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(f"{variant} − {reference}", fontsize=9)
         ax.set_xlabel("optimizer steps", fontsize=8)
     axes[0][0].set_ylabel(f"paired difference, {column} (below 0: the variant is better)", fontsize=8)
