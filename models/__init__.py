@@ -11,6 +11,7 @@ from models.LVAE import HierarchyArchitecture, LadderVAE, PrecisionMerge, Softpl
 from models.normalization import FusedBatchNormalization
 from models.registry import FAMILIES, family_class, family_names, register_family
 from models.VAE import VariationalAutoencoder
+from models.VAEGAN import VAEGAN
 
 
 def build_model(config):
@@ -20,5 +21,5 @@ def build_model(config):
 
 __all__ = ["FAMILIES", "Autoencoder", "CodeGaussian", "FeatureConsistentVAE", "FusedBatchNormalization", "FusedGELU",
            "HierarchyArchitecture", "ImportanceWeightedAutoencoder",
-           "LadderVAE", "ModelConfig", "PrecisionMerge", "Sampling", "SoftplusLogVariance", "VariationalAutoencoder", "build_model",
+           "LadderVAE", "ModelConfig", "PrecisionMerge", "Sampling", "SoftplusLogVariance", "VAEGAN", "VariationalAutoencoder", "build_model",
            "family_class", "family_names", "model_config", "register_family"]

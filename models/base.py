@@ -102,6 +102,11 @@ class AutoencoderModel(keras.Model):
         """{figure file: (kind, data)}: the data of the family's own figures, drawn by utils/analysis/plots.py."""
         return {}
 
+    def training_report(self, images):
+        """Lines a reader of the run's log must see when training ends (e.g. a VAE-GAN whose discriminator won
+        outright), from `images` (validation images); none by default."""
+        return []
+
     def fit_code_distribution(self, images):
         """After training: fit what codes are sampled from, where there is no prior (an AE's Gaussian)."""
 

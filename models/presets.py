@@ -82,6 +82,10 @@ SYSTEM_PRESETS = {
     # The DFC-VAE (Hou et al. 2017) on the study's conv VAE: 0.5 x the feature term over the data's feature
     # network's three conv layers, + KL (alpha = 1); no pixel term.
     "dfc_vae": {"family": "dfc"},
+    # The VAE-GAN (Larsen et al. 2016) on the study's conv VAE: the reconstruction compared in the last conv layer
+    # of a discriminator of three strided convs (32, 64, 128), trained beside it; γ = 1; Adam at the paper's
+    # rate of 3e-4 (the paper: RMSProp).
+    "vae_gan": {"family": "vae_gan", "training": {"lr": 3e-4}},
     # The Ladder VAE's MNIST model (Sønderby et al. 2016): 5 stochastic layers of 64-32-16-8-4 units on blocks of
     # two dense layers of 512-256-128-64-32, leaky ReLU (0.01) and batch norm, Bernoulli pixels on dynamically
     # binarized images; batch 256 and Adam at 2e-4 (the official code). Beta warms up from 0 over the first half

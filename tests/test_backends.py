@@ -121,3 +121,11 @@ def test_saved_models_load_and_decode_the_same_across_backends(other, trained_ru
     np.testing.assert_allclose(ours["images"], theirs["images"], atol=1e-5)
     np.testing.assert_allclose(ours["mean"], theirs["mean"], atol=1e-5)
     assert json.loads((run_dir / "params.json").read_text())["versions"]["backend"] == other
+
+
+@on_other_backends
+@pytest.mark.parametrize("term", ["kl_loss", "feature_loss", "decoder_feature_loss", "gan_loss", "dis_loss"])
+def test_each_vae_gan_term_moves_only_its_own_network_on_this_backend(term):
+    from test_vae_gan import OWNER, moved_by
+
+    assert moved_by(term) == {OWNER[term]}

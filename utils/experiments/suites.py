@@ -11,7 +11,7 @@ SUITES = {
     "all": list(STUDY_PRESETS),
     "autoencoders": ["conv_vae", "conv_ae", "conv_dae", "conv_sae"],
     "hierarchy": ["lvae_mnist", "deep_vae_mnist", "vae_mlp_mnist"],
-    "sharpness": ["conv_vae", "conv_vae_bce", "dfc_vae"],
+    "sharpness": ["conv_vae", "conv_vae_bce", "dfc_vae", "vae_gan"],
     "iwae": ["vae_mnist", "vae_k_mnist", "iwae_mnist", "iwae_k50_mnist"],
 }
 

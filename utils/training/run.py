@@ -30,6 +30,7 @@ from utils.training.figures import draw_figures
 from utils.training.resources import Resources
 
 CODE_FIT_IMAGES = 10_000  # training images whose codes an AE's code Gaussian is fitted to
+REPORT_IMAGES = 1_000  # validation images a family's end-of-training report looks at
 RESUME_SETTINGS = ("epochs", "eval_samples")  # what a resume may change; every other setting is the run's own
 
 
@@ -147,6 +148,8 @@ def finish(model, data, run_dir, tensorboard=None, step=0, best_epoch=None):
     """Fit what the model samples codes from (an AE's Gaussian), export its models (the weights stamped with
     `best_epoch`, the epoch they hold), draw its figures."""
     model.fit_code_distribution(data.x_train[:CODE_FIT_IMAGES])
+    for line in model.training_report(data.x_val[:REPORT_IMAGES]):
+        print(f"warning: {run_dir}: {line}", file=sys.stderr, flush=True)
     cb.export_models(model, run_dir, best_epoch)
     draw_figures(model, data, run_dir, tensorboard, step)
 
